@@ -1,0 +1,145 @@
+//! Keeps `cache.paths` between builds of the same project (B46, B47).
+//!
+//! An entry is one tar archive of the cached directories with absolute paths, stored under
+//! `<cache root>/<project>/<key>.tar`, restored at `/` before `install` and saved after the
+//! build. An entry saved under an explicit `cache.key` is never updated (B46); without a key
+//! the project's single entry is refreshed by every build. Each pattern caches the directory
+//! before its first glob character (`/root/.m2/**/*` caches `/root/.m2`).
+
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+
+use super::staging::{self, StagingError};
+use crate::executor::Executor;
+
+/// The key used when the buildspec gives none.
+pub const DEFAULT_KEY: &str = "default";
+
+/// The on-disk file for `key`.
+pub fn entry_path(root: &Path, project: &str, key: &str) -> PathBuf {
+    let safe: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .take(80)
+        .collect();
+    root.join(sanitize(project))
+        .join(format!("{safe}-{:016x}.tar", fnv1a(key.as_bytes())))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The first entry that exists for `keys`, tried in order (exact match, B46 decision).
+pub fn lookup(root: &Path, project: &str, keys: &[String]) -> Option<PathBuf> {
+    keys.iter()
+        .map(|key| entry_path(root, project, key))
+        .find(|path| path.is_file())
+}
+
+/// The directory a cache pattern stands for, absolute inside the container.
+pub fn pattern_dir(pattern: &str, src_dir: &str) -> Option<String> {
+    let static_part: Vec<&str> = pattern
+        .split('/')
+        .take_while(|part| !part.contains(['*', '?', '[', '{']))
+        .collect();
+    let joined = static_part.join("/");
+    let joined = joined.trim_end_matches('/');
+    if joined.split('/').any(|part| part == "..") {
+        return None;
+    }
+    let absolute = if joined.starts_with('/') {
+        joined.to_owned()
+    } else if joined.is_empty() {
+        src_dir.to_owned()
+    } else {
+        format!("{src_dir}/{joined}")
+    };
+    (absolute != "/").then_some(absolute)
+}
+
+/// Downloads the cached directories from the container into a new entry for `key`.
+/// Returns `Ok(false)` when an explicit key's entry already exists and is kept as it is.
+pub async fn save<E: Executor>(
+    executor: &E,
+    container_id: &str,
+    entry: &Path,
+    directories: &[String],
+    keep_existing: bool,
+) -> Result<bool, StagingError> {
+    if keep_existing && entry.is_file() {
+        return Ok(false);
+    }
+    let pack = |source| StagingError::Pack {
+        path: entry.to_owned(),
+        source,
+    };
+    let parent = entry.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(parent).map_err(pack)?;
+    let temp = tempfile::NamedTempFile::new_in(parent).map_err(pack)?;
+    let mut builder = tar::Builder::new(temp.reopen().map_err(pack)?);
+    builder.follow_symlinks(false);
+    for directory in directories {
+        let stream = executor.download(container_id, directory).boxed();
+        // A cached path the build never created is simply not cached.
+        let Ok(spooled) = staging::spool(directory, stream).await else {
+            continue;
+        };
+        let parent_dir = Path::new(directory)
+            .parent()
+            .map_or_else(String::new, |p| p.to_string_lossy().trim_start_matches('/').to_owned());
+        let file = fs_err::File::open(spooled.path()).map_err(pack)?;
+        let mut archive = tar::Archive::new(file);
+        for entry in archive.entries().map_err(pack)? {
+            let mut entry = entry.map_err(pack)?;
+            let mut header = entry.header().clone();
+            let name = entry.path().map_err(pack)?.to_string_lossy().into_owned();
+            let full = if parent_dir.is_empty() { name } else { format!("{parent_dir}/{name}") };
+            if header.entry_type().is_symlink() || header.entry_type().is_hard_link() {
+                let target = entry.link_name().map_err(pack)?.unwrap_or_default().into_owned();
+                builder.append_link(&mut header, &full, target).map_err(pack)?;
+            } else {
+                builder.append_data(&mut header, &full, &mut entry).map_err(pack)?;
+            }
+        }
+    }
+    builder.into_inner().map_err(pack)?;
+    temp.persist(entry).map_err(|error| pack(error.error))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b46_pattern_directories() {
+        let src = "/codebuild/output/src1/src";
+        assert_eq!(pattern_dir("/root/.m2/**/*", src).as_deref(), Some("/root/.m2"));
+        assert_eq!(
+            pattern_dir("node_modules/**/*", src).as_deref(),
+            Some("/codebuild/output/src1/src/node_modules")
+        );
+        assert_eq!(pattern_dir("../x/*", src), None);
+        assert_eq!(pattern_dir("/*", src), None);
+    }
+
+    #[test]
+    fn b46_fallback_keys_exact_match_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let second = entry_path(root.path(), "p", "second");
+        fs_err::create_dir_all(second.parent().unwrap()).unwrap();
+        fs_err::write(&second, b"").unwrap();
+        let keys = vec!["first".to_owned(), "sec".to_owned(), "second".to_owned()];
+        assert_eq!(lookup(root.path(), "p", &keys), Some(second));
+    }
+}

@@ -1,0 +1,122 @@
+//! Command-line arguments (clap derive). Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::env;
+
+/// A self-hosted GitOps pipeline runner: CodePipeline V2 + CodeBuild on your own build box.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about)]
+pub struct Cli {
+    /// Options for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options for every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More logging (-v debug, -vv trace); `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Directory for state, counters, cache and artifacts [default: $XDG_DATA_HOME/runner].
+    #[arg(long, global = true, env = env::RUNNER_DATA_DIR)]
+    pub data_dir: Option<PathBuf>,
+    /// Directory with the runner image definitions (`runners/NAME/`).
+    #[arg(long, global = true, env = env::RUNNER_RUNNERS_DIR, default_value = "runners")]
+    pub runners_dir: PathBuf,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one buildspec in a container, like CodeBuild's local agent.
+    Build(BuildArgs),
+    /// Check a buildspec file without running it: errors and lint warnings.
+    Validate(ValidateArgs),
+    /// Manage runner images.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+/// `runner build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Buildspec file [default: buildspec.yml in the source directory] (B1).
+    #[arg(long)]
+    pub buildspec: Option<PathBuf>,
+    /// Source directory, copied to $CODEBUILD_SRC_DIR.
+    #[arg(long, default_value = ".")]
+    pub source: PathBuf,
+    /// Secondary source as ID=DIR, available at $CODEBUILD_SRC_DIR_<ID>.
+    #[arg(long = "secondary-source", value_name = "ID=DIR")]
+    pub secondary_sources: Vec<String>,
+    /// Build image; missing images are built from runners/ or pulled.
+    #[arg(long, env = env::RUNNER_IMAGE, default_value = "aws/codebuild/standard:7.0")]
+    pub image: String,
+    /// Environment override NAME=VALUE (highest precedence, B48).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// File of NAME=VALUE lines, applied as project variables.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Secret variable NAME=VALUE, or NAME to take the value from this environment; masked in logs.
+    #[arg(long = "secret-env", value_name = "NAME[=VALUE]")]
+    pub secret_env: Vec<String>,
+    /// Where to write artifact ZIPs [default: <data-dir>/builds/<project>/<number>].
+    #[arg(long)]
+    pub artifacts_out: Option<PathBuf>,
+    /// Build timeout, e.g. 60m, 90s (CodeBuild's default is 60 minutes).
+    #[arg(long, default_value = "60m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Container network: bridge, host or none.
+    #[arg(long, default_value = "bridge")]
+    pub network: String,
+    /// Host CA bundle to trust inside the build [default: $SSL_CERT_FILE when set].
+    #[arg(long, env = env::RUNNER_CA_BUNDLE)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Do not install any CA bundle into the build.
+    #[arg(long, conflicts_with = "ca_bundle")]
+    pub no_ca_bundle: bool,
+    /// Project name (build ids, counters, cache) [default: the source directory's name].
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Source version to report as CODEBUILD_SOURCE_VERSION.
+    #[arg(long)]
+    pub source_version: Option<String>,
+    /// Mount the Docker socket into the build (off unless asked).
+    #[arg(long)]
+    pub docker_socket: bool,
+}
+
+/// `runner validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Buildspec file to check.
+    pub file: PathBuf,
+}
+
+/// `runner images ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the image defined in runners/NAME/ (debootstrap base or Dockerfile).
+    Build(ImagesBuildArgs),
+}
+
+/// `runner images build`.
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// Directory name under runners/.
+    pub name: String,
+    /// Tag to give the image [default: TAG from rootfs.conf, or runner/NAME].
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Build even when the image already exists.
+    #[arg(long)]
+    pub force: bool,
+}

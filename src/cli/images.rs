@@ -1,0 +1,34 @@
+//! `runner images build NAME`.
+
+use anyhow::{Context as _, bail};
+
+use super::Outcome;
+use super::args::ImagesBuildArgs;
+use super::settings::Settings;
+use crate::executor::{DockerExecutor, Executor as _, images};
+
+/// Builds `runners/NAME/`.
+#[expect(clippy::print_stdout, reason = "the image tag is this command's output")]
+pub(crate) async fn build(settings: &Settings, args: &ImagesBuildArgs) -> anyhow::Result<Outcome> {
+    let dir = settings.runners_dir.join(&args.name);
+    if !dir.join("rootfs.conf").is_file() && !dir.join("Dockerfile").is_file() {
+        bail!(
+            "{} has neither rootfs.conf nor Dockerfile (see runners/README.md)",
+            dir.display()
+        );
+    }
+    let tag = match &args.tag {
+        Some(tag) => tag.clone(),
+        None => images::default_tag(&dir)?,
+    };
+    let executor = DockerExecutor::connect().await.context("connect to Docker")?;
+    if !args.force && executor.inspect_image(&tag).await?.is_some() {
+        println!("{tag} (already present; --force rebuilds)");
+        return Ok(Outcome::Success);
+    }
+    images::build(&executor, &settings.runners_dir, &dir, &tag)
+        .await
+        .with_context(|| format!("build {}", dir.display()))?;
+    println!("{tag}");
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,44 @@
+//! Resolved settings: command line over environment over defaults, decided once.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::args::GlobalArgs;
+use crate::env;
+
+/// Settings shared by every command.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// State, counters, cache and artifacts.
+    pub(crate) data_dir: PathBuf,
+    /// `runners/` image definitions.
+    pub(crate) runners_dir: PathBuf,
+    /// Pseudo region for builds.
+    pub(crate) region: String,
+    /// Pseudo account for builds.
+    pub(crate) account: String,
+}
+
+impl Settings {
+    /// Resolves the settings from the global arguments and the environment.
+    pub(crate) fn resolve(global: &GlobalArgs) -> anyhow::Result<Self> {
+        let data_dir = match &global.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir().context("find a data directory (set --data-dir)")?,
+        };
+        Ok(Self {
+            data_dir,
+            runners_dir: global.runners_dir.clone(),
+            region: std::env::var(env::RUNNER_REGION).unwrap_or_else(|_| "us-east-1".into()),
+            account: std::env::var(env::RUNNER_ACCOUNT).unwrap_or_else(|_| "000000000000".into()),
+        })
+    }
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("runner"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share/runner"))
+}

@@ -1,0 +1,16 @@
+//! Every `RUNNER_*` environment variable the program reads, in one place.
+
+/// Directory for state, build counters, cache and artifacts.
+pub const RUNNER_DATA_DIR: &str = "RUNNER_DATA_DIR";
+/// Directory holding the `runners/NAME/` image definitions.
+pub const RUNNER_RUNNERS_DIR: &str = "RUNNER_RUNNERS_DIR";
+/// Default build image.
+pub const RUNNER_IMAGE: &str = "RUNNER_IMAGE";
+/// CA bundle to install into build containers.
+pub const RUNNER_CA_BUNDLE: &str = "RUNNER_CA_BUNDLE";
+/// Pseudo AWS region reported to builds.
+pub const RUNNER_REGION: &str = "RUNNER_REGION";
+/// Pseudo AWS account id reported to builds.
+pub const RUNNER_ACCOUNT: &str = "RUNNER_ACCOUNT";
+/// Log output format: `pretty` or `json`.
+pub const RUNNER_LOG_FORMAT: &str = "RUNNER_LOG_FORMAT";
