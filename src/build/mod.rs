@@ -293,7 +293,11 @@ async fn run_in_container<E: Executor>(
         return Ok(finalize(request, transcript, ending, Vec::new(), BTreeMap::new(), sink));
     }
 
-    let finished = outputs::read_finished(executor, container_id, layout, &request.buildspec).await?;
+    let finished = if request.buildspec.env.exported_variables.is_empty() && rendered.expansions.is_empty() {
+        outputs::Finished::default()
+    } else {
+        outputs::read_finished(executor, container_id, layout, &request.buildspec).await?
+    };
     let mut written = Vec::new();
     if transcript.upload() == Some(true) {
         let mut out = Vec::new();

@@ -119,7 +119,17 @@ impl Plan {
                 out_zip: &zip,
             };
             sink(&agent_line(Utc::now(), "Assembling file list"));
-            let collected = collect::collect(&request).map_err(|e| e.to_string())?;
+            let collected = match collect::collect(&request) {
+                Ok(collected) => collected,
+                Err(error) => {
+                    if let collect::CollectError::NoMatchingPaths { skipped } = &error {
+                        for (path, _reason) in skipped {
+                            sink(&agent_line(Utc::now(), &format!("Skipping invalid file path {path}")));
+                        }
+                    }
+                    return Err(error.to_string());
+                }
+            };
             for (path, _reason) in &collected.skipped {
                 sink(&agent_line(Utc::now(), &format!("Skipping invalid file path {path}")));
             }

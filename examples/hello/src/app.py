@@ -1,0 +1,4 @@
+"""The example application: prints a greeting."""
+import os
+
+print(f"{os.environ.get('GREETING', 'hi')} from runner")
