@@ -20,7 +20,13 @@ pub const DEFAULT_KEY: &str = "default";
 pub fn entry_path(root: &Path, project: &str, key: &str) -> PathBuf {
     let safe: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(80)
         .collect();
     root.join(sanitize(project))
@@ -29,7 +35,13 @@ pub fn entry_path(root: &Path, project: &str, key: &str) -> PathBuf {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -57,8 +69,8 @@ pub fn pattern_dir(pattern: &str, src_dir: &str) -> Option<String> {
     if joined.split('/').any(|part| part == "..") {
         return None;
     }
-    let absolute = if joined.starts_with('/') {
-        joined.to_owned()
+    let absolute = if pattern.starts_with('/') {
+        format!("/{}", joined.trim_start_matches('/'))
     } else if joined.is_empty() {
         src_dir.to_owned()
     } else {
@@ -94,21 +106,33 @@ pub async fn save<E: Executor>(
         let Ok(spooled) = staging::spool(directory, stream).await else {
             continue;
         };
-        let parent_dir = Path::new(directory)
-            .parent()
-            .map_or_else(String::new, |p| p.to_string_lossy().trim_start_matches('/').to_owned());
+        let parent_dir = Path::new(directory).parent().map_or_else(String::new, |p| {
+            p.to_string_lossy().trim_start_matches('/').to_owned()
+        });
         let file = fs_err::File::open(spooled.path()).map_err(pack)?;
         let mut archive = tar::Archive::new(file);
         for entry in archive.entries().map_err(pack)? {
             let mut entry = entry.map_err(pack)?;
             let mut header = entry.header().clone();
             let name = entry.path().map_err(pack)?.to_string_lossy().into_owned();
-            let full = if parent_dir.is_empty() { name } else { format!("{parent_dir}/{name}") };
-            if header.entry_type().is_symlink() || header.entry_type().is_hard_link() {
-                let target = entry.link_name().map_err(pack)?.unwrap_or_default().into_owned();
-                builder.append_link(&mut header, &full, target).map_err(pack)?;
+            let full = if parent_dir.is_empty() {
+                name
             } else {
-                builder.append_data(&mut header, &full, &mut entry).map_err(pack)?;
+                format!("{parent_dir}/{name}")
+            };
+            if header.entry_type().is_symlink() || header.entry_type().is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(pack)?
+                    .unwrap_or_default()
+                    .into_owned();
+                builder
+                    .append_link(&mut header, &full, target)
+                    .map_err(pack)?;
+            } else {
+                builder
+                    .append_data(&mut header, &full, &mut entry)
+                    .map_err(pack)?;
             }
         }
     }
@@ -124,7 +148,10 @@ mod tests {
     #[test]
     fn b46_pattern_directories() {
         let src = "/codebuild/output/src1/src";
-        assert_eq!(pattern_dir("/root/.m2/**/*", src).as_deref(), Some("/root/.m2"));
+        assert_eq!(
+            pattern_dir("/root/.m2/**/*", src).as_deref(),
+            Some("/root/.m2")
+        );
         assert_eq!(
             pattern_dir("node_modules/**/*", src).as_deref(),
             Some("/codebuild/output/src1/src/node_modules")

@@ -115,7 +115,10 @@ pub fn assemble(
         ("CODEBUILD_INITIATOR", identity.initiator.clone()),
         ("CODEBUILD_SRC_DIR", src_dir.to_owned()),
         ("CODEBUILD_SOURCE_VERSION", identity.source_version.clone()),
-        ("CODEBUILD_SOURCE_REPO_URL", identity.source_repo_url.clone()),
+        (
+            "CODEBUILD_SOURCE_REPO_URL",
+            identity.source_repo_url.clone(),
+        ),
         (
             "CODEBUILD_START_TIME",
             identity.start_time.timestamp_millis().to_string(),
@@ -237,7 +240,10 @@ mod tests {
     fn b48_override_beats_project_beats_buildspec() {
         let mut buildspec = Buildspec::default();
         buildspec.env.variables.insert("X".into(), "spec".into());
-        buildspec.env.variables.insert("P".into(), "$PATH:/x".into());
+        buildspec
+            .env
+            .variables
+            .insert("P".into(), "$PATH:/x".into());
         let mut layers = EnvLayers {
             project: vec![("X".into(), "proj".into())],
             overrides: vec![("X".into(), "over".into())],
@@ -253,7 +259,15 @@ mod tests {
 
     #[test]
     fn section_b_variables() {
-        let env = assemble(&Buildspec::default(), &identity(), "img", "/s", &[], &EnvLayers::default(), true);
+        let env = assemble(
+            &Buildspec::default(),
+            &identity(),
+            "img",
+            "/s",
+            &[],
+            &EnvLayers::default(),
+            true,
+        );
         assert_eq!(value(&env, "CODEBUILD_BUILD_ID"), Some("demo:u-1"));
         assert_eq!(value(&env, "CODEBUILD_START_TIME"), Some("1700000000000"));
         assert_eq!(value(&env, "CODEBUILD_BUILD_SUCCEEDING"), Some("1"));
@@ -267,7 +281,10 @@ mod tests {
             project: vec![],
             overrides: vec![("CODEBUILD_FOO".into(), "x".into())],
         };
-        assert_eq!(check_reserved(&layers), Err(ReservedName("CODEBUILD_FOO".into())));
+        assert_eq!(
+            check_reserved(&layers),
+            Err(ReservedName("CODEBUILD_FOO".into()))
+        );
     }
 
     #[test]

@@ -135,12 +135,20 @@ pub async fn run<E: Executor>(
     masker_values.extend(aws_secret_values(&request.layers));
     let mut transcript = Transcript::new(rendered.commands.clone(), Masker::new(masker_values));
     let emit = |lines: Vec<String>| lines.iter().for_each(|line| sink(line));
-    let say = |transcript: &Transcript, text: &str| sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
+    let say = |transcript: &Transcript, text: &str| {
+        sink(&transcript.masker().mask(&agent_line(Utc::now(), text)))
+    };
 
     transcript.begin("DOWNLOAD_SOURCE", Utc::now());
     say(&transcript, "Phase is DOWNLOAD_SOURCE");
-    say(&transcript, &format!("CODEBUILD_SRC_DIR={}", layout.src_dir));
-    say(&transcript, &format!("YAML location is {}", request.buildspec.origin));
+    say(
+        &transcript,
+        &format!("CODEBUILD_SRC_DIR={}", layout.src_dir),
+    );
+    say(
+        &transcript,
+        &format!("YAML location is {}", request.buildspec.origin),
+    );
     let secondary_dirs: Vec<(String, String)> = request
         .secondary_sources
         .iter()
@@ -158,24 +166,49 @@ pub async fn run<E: Executor>(
     );
     if let Some(problem) = precheck(request) {
         let mut out = Vec::new();
-        transcript.complete("DOWNLOAD_SOURCE", Status::Failed, Some(problem), Utc::now(), &mut out);
+        transcript.complete(
+            "DOWNLOAD_SOURCE",
+            Status::Failed,
+            Some(problem),
+            Utc::now(),
+            &mut out,
+        );
         emit(out);
-        return Ok(finalize(request, transcript, Ending::Exited(0), Vec::new(), BTreeMap::new(), sink));
+        return Ok(finalize(
+            request,
+            transcript,
+            Ending::Exited(0),
+            Vec::new(),
+            BTreeMap::new(),
+            sink,
+        ));
     }
     say(&transcript, "Processing environment variables");
     let runtime = runtime_check(&request.buildspec, &request.image_info);
     if let RuntimeCheck::Unsupported = runtime {
-        say(&transcript, "Skipping install of runtimes. Runtime version selection is not supported by this build image");
+        say(
+            &transcript,
+            "Skipping install of runtimes. Runtime version selection is not supported by this build image",
+        );
     }
-    say(&transcript, &format!("Moving to directory {}", layout.src_dir));
+    say(
+        &transcript,
+        &format!("Moving to directory {}", layout.src_dir),
+    );
     let cache_entry = cache_restore_entry(request, &env);
     if request.buildspec.cache.is_none() {
-        say(&transcript, "Unable to initialize cache download: no paths specified to be cached");
+        say(
+            &transcript,
+            "Unable to initialize cache download: no paths specified to be cached",
+        );
     }
     let declared = request.buildspec.phases.len();
     say(&transcript, &format!("Phases found in YAML: {declared}"));
     for (name, phase) in &request.buildspec.phases {
-        say(&transcript, &format!(" {}: {} commands", name.log_name(), phase.commands.len()));
+        say(
+            &transcript,
+            &format!(" {}: {} commands", name.log_name(), phase.commands.len()),
+        );
     }
 
     let spec = ContainerSpec {
@@ -213,7 +246,10 @@ pub async fn run<E: Executor>(
     result
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are all per-build")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are all per-build"
+)]
 async fn run_in_container<E: Executor>(
     executor: &E,
     request: &BuildRequest,
@@ -231,7 +267,8 @@ async fn run_in_container<E: Executor>(
     let emit = |lines: Vec<String>| lines.iter().for_each(|line| sink(line));
     let mut archive = Archive::new();
     archive.add_tree(layout.src_dir.trim_start_matches('/'), &request.source_dir)?;
-    for ((_, host_dir), (_, container_dir)) in request.secondary_sources.iter().zip(secondary_dirs) {
+    for ((_, host_dir), (_, container_dir)) in request.secondary_sources.iter().zip(secondary_dirs)
+    {
         archive.add_tree(container_dir.trim_start_matches('/'), host_dir)?;
     }
     archive.add_scripts(&rendered.files)?;
@@ -241,21 +278,45 @@ async fn run_in_container<E: Executor>(
     if let Some(bundle) = &request.ca_bundle {
         archive.add_host_file(environment::CA_BUNDLE_PATH.trim_start_matches('/'), bundle)?;
     }
-    executor.upload(container_id, "/", archive.finish()?).await?;
+    executor
+        .upload(container_id, "/", archive.finish()?)
+        .await?;
     if let Some(entry) = &cache_entry {
-        let tar = fs_err::read(entry).map_err(|source| StagingError::Pack { path: entry.clone(), source })?;
+        let tar = fs_err::read(entry).map_err(|source| StagingError::Pack {
+            path: entry.clone(),
+            source,
+        })?;
         executor.upload(container_id, "/", tar.into()).await?;
         sink(&agent_line(Utc::now(), "Cache restored"));
     }
     let mut out = Vec::new();
-    transcript.complete("DOWNLOAD_SOURCE", Status::Succeeded, None, Utc::now(), &mut out);
+    transcript.complete(
+        "DOWNLOAD_SOURCE",
+        Status::Succeeded,
+        None,
+        Utc::now(),
+        &mut out,
+    );
     emit(out);
     if let RuntimeCheck::Missing(message) = runtime {
         let mut out = Vec::new();
         transcript.enter("INSTALL", Utc::now(), &mut out);
-        transcript.complete("INSTALL", Status::Failed, Some(("YAML_FILE_ERROR".into(), message)), Utc::now(), &mut out);
+        transcript.complete(
+            "INSTALL",
+            Status::Failed,
+            Some(("YAML_FILE_ERROR".into(), message)),
+            Utc::now(),
+            &mut out,
+        );
         emit(out);
-        return Ok(finalize(request, transcript, Ending::Exited(0), Vec::new(), BTreeMap::new(), sink));
+        return Ok(finalize(
+            request,
+            transcript,
+            Ending::Exited(0),
+            Vec::new(),
+            BTreeMap::new(),
+            sink,
+        ));
     }
 
     let output = executor.output(container_id);
@@ -283,37 +344,73 @@ async fn run_in_container<E: Executor>(
         }
     };
     let reason = match ending {
-        Ending::TimedOut => Some((Status::TimedOut, format!("Build timed out after {}", humantime::format_duration(request.timeout)))),
+        Ending::TimedOut => Some((
+            Status::TimedOut,
+            format!(
+                "Build timed out after {}",
+                humantime::format_duration(request.timeout)
+            ),
+        )),
         Ending::Stopped => Some((Status::Stopped, "Build was stopped".to_owned())),
-        Ending::Exited(_) if !transcript.is_done() => Some((Status::Failed, "The build container exited before the build finished".to_owned())),
+        Ending::Exited(_) if !transcript.is_done() => Some((
+            Status::Failed,
+            "The build container exited before the build finished".to_owned(),
+        )),
         Ending::Exited(_) => None,
     };
     if let Some((status, message)) = reason {
         emit(transcript.abort_open_phase(status, &message, Utc::now()));
-        return Ok(finalize(request, transcript, ending, Vec::new(), BTreeMap::new(), sink));
+        return Ok(finalize(
+            request,
+            transcript,
+            ending,
+            Vec::new(),
+            BTreeMap::new(),
+            sink,
+        ));
     }
 
-    let finished = if request.buildspec.env.exported_variables.is_empty() && rendered.expansions.is_empty() {
-        outputs::Finished::default()
-    } else {
-        outputs::read_finished(executor, container_id, layout, &request.buildspec).await?
-    };
+    let finished =
+        if request.buildspec.env.exported_variables.is_empty() && rendered.expansions.is_empty() {
+            outputs::Finished::default()
+        } else {
+            outputs::read_finished(executor, container_id, layout, &request.buildspec).await?
+        };
     let mut written = Vec::new();
     if transcript.upload() == Some(true) {
         let mut out = Vec::new();
         transcript.enter("UPLOAD_ARTIFACTS", Utc::now(), &mut out);
         emit(out);
         let result = artifacts
-            .collect(executor, container_id, layout, &finished.expanded, request.artifacts_out.as_deref(), sink)
+            .collect(
+                executor,
+                container_id,
+                layout,
+                &finished.expanded,
+                request.artifacts_out.as_deref(),
+                sink,
+            )
             .await;
         let mut out = Vec::new();
         match result {
             Ok(list) => {
                 written = list;
-                transcript.complete("UPLOAD_ARTIFACTS", Status::Succeeded, None, Utc::now(), &mut out);
+                transcript.complete(
+                    "UPLOAD_ARTIFACTS",
+                    Status::Succeeded,
+                    None,
+                    Utc::now(),
+                    &mut out,
+                );
             }
             Err(message) => {
-                transcript.complete("UPLOAD_ARTIFACTS", Status::Failed, Some(("CLIENT_ERROR".into(), message)), Utc::now(), &mut out);
+                transcript.complete(
+                    "UPLOAD_ARTIFACTS",
+                    Status::Failed,
+                    Some(("CLIENT_ERROR".into(), message)),
+                    Utc::now(),
+                    &mut out,
+                );
             }
         }
         emit(out);
@@ -321,7 +418,14 @@ async fn run_in_container<E: Executor>(
     if let (Some(cache), Some(root)) = (&request.buildspec.cache, &request.cache_root) {
         save_cache(executor, container_id, request, cache, root, layout).await;
     }
-    Ok(finalize(request, transcript, ending, written, finished.exported, sink))
+    Ok(finalize(
+        request,
+        transcript,
+        ending,
+        written,
+        finished.exported,
+        sink,
+    ))
 }
 
 async fn save_cache<E: Executor>(
@@ -335,11 +439,34 @@ async fn save_cache<E: Executor>(
     if cache.action == crate::buildspec::CacheAction::Restore {
         return;
     }
-    let env = environment::assemble(&request.buildspec, &request.identity, &request.image, &layout.src_dir, &[], &request.layers, false);
-    let key = cache.key.as_deref().map_or_else(|| cache::DEFAULT_KEY.to_owned(), |k| environment::expand(k, &env));
+    let env = environment::assemble(
+        &request.buildspec,
+        &request.identity,
+        &request.image,
+        &layout.src_dir,
+        &[],
+        &request.layers,
+        false,
+    );
+    let key = cache.key.as_deref().map_or_else(
+        || cache::DEFAULT_KEY.to_owned(),
+        |k| environment::expand(k, &env),
+    );
     let entry = cache::entry_path(root, &request.identity.project, &key);
-    let directories: Vec<String> = cache.paths.iter().filter_map(|p| cache::pattern_dir(p, &layout.src_dir)).collect();
-    match cache::save(executor, container_id, &entry, &directories, cache.key.is_some()).await {
+    let directories: Vec<String> = cache
+        .paths
+        .iter()
+        .filter_map(|p| cache::pattern_dir(p, &layout.src_dir))
+        .collect();
+    match cache::save(
+        executor,
+        container_id,
+        &entry,
+        &directories,
+        cache.key.is_some(),
+    )
+    .await
+    {
         Ok(true) => info!(key, "cache saved"),
         Ok(false) => info!(key, "cache entry exists and is kept"),
         Err(error) => warn!(key, error = %error, "could not save the cache"),
@@ -354,14 +481,20 @@ async fn pump_output(
     use futures_util::StreamExt;
     while let Some(chunk) = output.next().await {
         match chunk {
-            Ok(chunk) => transcript.feed(&chunk, Utc::now()).iter().for_each(|l| sink(l)),
+            Ok(chunk) => transcript
+                .feed(&chunk, Utc::now())
+                .iter()
+                .for_each(|l| sink(l)),
             Err(error) => {
                 warn!(error = %error, "build output stream ended with an error");
                 break;
             }
         }
     }
-    transcript.finish_output(Utc::now()).iter().for_each(|l| sink(l));
+    transcript
+        .finish_output(Utc::now())
+        .iter()
+        .for_each(|l| sink(l));
     transcript
 }
 
@@ -431,7 +564,11 @@ fn source_digits(uuid: &str) -> String {
         .map(|b| char::from(b'0' + (b % 10)))
         .take(9)
         .collect();
-    if digits.is_empty() { "0".into() } else { digits }
+    if digits.is_empty() {
+        "0".into()
+    } else {
+        digits
+    }
 }
 
 /// The outcome of checking `runtime-versions` against the image (B24).
@@ -470,7 +607,10 @@ fn runtime_check(buildspec: &Buildspec, image: &ImageInfo) -> RuntimeCheck {
         let wanted = version.trim_matches('"');
         let matches = wanted == "latest"
             || wanted.starts_with('$')
-            || wanted.trim_end_matches(".x").trim_end_matches('x').is_empty()
+            || wanted
+                .trim_end_matches(".x")
+                .trim_end_matches('x')
+                .is_empty()
             || have.starts_with(wanted.trim_end_matches(".x").trim_end_matches('x'));
         if !matches {
             return RuntimeCheck::Missing(format!(
@@ -487,8 +627,17 @@ fn cache_restore_entry(request: &BuildRequest, env: &[(String, String)]) -> Opti
     if cache.action == crate::buildspec::CacheAction::Save {
         return None;
     }
-    let mut keys: Vec<String> = cache.key.iter().map(|k| environment::expand(k, env)).collect();
-    keys.extend(cache.fallback_keys.iter().map(|k| environment::expand(k, env)));
+    let mut keys: Vec<String> = cache
+        .key
+        .iter()
+        .map(|k| environment::expand(k, env))
+        .collect();
+    keys.extend(
+        cache
+            .fallback_keys
+            .iter()
+            .map(|k| environment::expand(k, env)),
+    );
     if keys.is_empty() {
         keys.push(cache::DEFAULT_KEY.to_owned());
     }
@@ -503,14 +652,23 @@ mod tests {
     fn b24_runtime_versions_checked_against_label() {
         let mut buildspec = Buildspec::default();
         let mut install = crate::buildspec::Phase::default();
-        install.runtime_versions.insert("python".into(), "3.11".into());
+        install
+            .runtime_versions
+            .insert("python".into(), "3.11".into());
         buildspec.phases.insert(PhaseName::Install, install);
         let mut image = ImageInfo::default();
         assert_eq!(runtime_check(&buildspec, &image), RuntimeCheck::Unsupported);
-        image.labels.insert(LABEL_RUNTIMES.into(), "python=3.11 java=17".into());
+        image
+            .labels
+            .insert(LABEL_RUNTIMES.into(), "python=3.11 java=17".into());
         assert_eq!(runtime_check(&buildspec, &image), RuntimeCheck::Fine);
-        image.labels.insert(LABEL_RUNTIMES.into(), "python=3.12".into());
-        assert!(matches!(runtime_check(&buildspec, &image), RuntimeCheck::Missing(_)));
+        image
+            .labels
+            .insert(LABEL_RUNTIMES.into(), "python=3.12".into());
+        assert!(matches!(
+            runtime_check(&buildspec, &image),
+            RuntimeCheck::Missing(_)
+        ));
     }
 
     #[test]

@@ -90,11 +90,9 @@ impl Plan {
             .await
             .map_err(|e| format!("{e:#}"))?;
         staging::unpack(&layout.src_dir, spooled.path(), copy.path()).map_err(|e| e.to_string())?;
-        let src_root = copy.path().join(
-            Path::new(&layout.src_dir)
-                .file_name()
-                .unwrap_or_default(),
-        );
+        let src_root = copy
+            .path()
+            .join(Path::new(&layout.src_dir).file_name().unwrap_or_default());
         let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let out_dir = out_dir.unwrap_or(scratch.path());
         let mut written = Vec::new();
@@ -102,7 +100,10 @@ impl Plan {
             let mut spec = entry.spec.clone();
             if let Some(index) = entry.base_index {
                 let base = expanded.get(index).cloned().unwrap_or_default();
-                sink(&agent_line(Utc::now(), &format!("Expanding base directory path: {base}")));
+                sink(&agent_line(
+                    Utc::now(),
+                    &format!("Expanding base directory path: {base}"),
+                ));
                 spec.base_directory = Some(base);
             }
             let name = entry
@@ -124,16 +125,25 @@ impl Plan {
                 Err(error) => {
                     if let collect::CollectError::NoMatchingPaths { skipped } = &error {
                         for (path, _reason) in skipped {
-                            sink(&agent_line(Utc::now(), &format!("Skipping invalid file path {path}")));
+                            sink(&agent_line(
+                                Utc::now(),
+                                &format!("Skipping invalid file path {path}"),
+                            ));
                         }
                     }
                     return Err(error.to_string());
                 }
             };
             for (path, _reason) in &collected.skipped {
-                sink(&agent_line(Utc::now(), &format!("Skipping invalid file path {path}")));
+                sink(&agent_line(
+                    Utc::now(),
+                    &format!("Skipping invalid file path {path}"),
+                ));
             }
-            sink(&agent_line(Utc::now(), &format!("Found {} file(s)", collected.files.len())));
+            sink(&agent_line(
+                Utc::now(),
+                &format!("Found {} file(s)", collected.files.len()),
+            ));
             written.push(ArtifactOutput {
                 identifier: entry.identifier.clone(),
                 zip,
@@ -145,7 +155,11 @@ impl Plan {
 }
 
 /// Where an artifact's ZIP goes: `<name>.zip`, or `artifacts.zip` / `<identifier>.zip`.
-fn zip_path(out_dir: &Path, identifier: Option<&str>, name: Option<&str>) -> Result<PathBuf, String> {
+fn zip_path(
+    out_dir: &Path,
+    identifier: Option<&str>,
+    name: Option<&str>,
+) -> Result<PathBuf, String> {
     let stem = name.or(identifier).unwrap_or("artifacts");
     let relative = Path::new(stem);
     if relative.is_absolute()
@@ -153,7 +167,9 @@ fn zip_path(out_dir: &Path, identifier: Option<&str>, name: Option<&str>) -> Res
             .components()
             .any(|c| !matches!(c, std::path::Component::Normal(_)))
     {
-        return Err(format!("artifact name {stem} escapes the artifact directory"));
+        return Err(format!(
+            "artifact name {stem} escapes the artifact directory"
+        ));
     }
     let path = out_dir.join(format!("{stem}.zip"));
     if let Some(parent) = path.parent() {

@@ -84,10 +84,11 @@ impl Archive {
             path: path.to_owned(),
             source,
         })?;
-        self.add_bytes(at, &content, 0o644).map_err(|source| StagingError::Pack {
-            path: path.to_owned(),
-            source,
-        })
+        self.add_bytes(at, &content, 0o644)
+            .map_err(|source| StagingError::Pack {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     /// Adds rendered scripts.
@@ -165,11 +166,12 @@ pub async fn spool(
             path: path.to_owned(),
             source,
         })?;
-        file.write_all(&chunk).map_err(|source| StagingError::Unpack {
-            path: path.to_owned(),
-            dest: file.path().to_owned(),
-            source,
-        })?;
+        file.write_all(&chunk)
+            .map_err(|source| StagingError::Unpack {
+                path: path.to_owned(),
+                dest: file.path().to_owned(),
+                source,
+            })?;
     }
     Ok(file)
 }

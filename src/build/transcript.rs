@@ -134,7 +134,8 @@ impl Transcript {
                 self.enter(name, now, out);
             }
             ["cmd", index] => {
-                if let Some(command) = index.parse().ok().and_then(|i: usize| self.commands.get(i)) {
+                if let Some(command) = index.parse().ok().and_then(|i: usize| self.commands.get(i))
+                {
                     let text = format!("Running command {}", command.text.trim_end_matches('\n'));
                     out.push(self.masker.mask(&agent_line(now, &text)));
                 }
@@ -155,7 +156,11 @@ impl Transcript {
                 }
             }
             ["phase-end", name, state] => {
-                let status = if *state == "SUCCEEDED" { Status::Succeeded } else { Status::Failed };
+                let status = if *state == "SUCCEEDED" {
+                    Status::Succeeded
+                } else {
+                    Status::Failed
+                };
                 let context = (status == Status::Failed).then(|| self.failure_context());
                 self.complete(name, status, context, now, out);
             }
@@ -166,7 +171,10 @@ impl Transcript {
     }
 
     fn failure_context(&self) -> (String, String) {
-        match self.last_failure.and_then(|(i, code)| Some((self.commands.get(i)?, code))) {
+        match self
+            .last_failure
+            .and_then(|(i, code)| Some((self.commands.get(i)?, code)))
+        {
             Some((command, code)) => (
                 "COMMAND_EXECUTION_ERROR".to_owned(),
                 format!(
@@ -221,7 +229,12 @@ impl Transcript {
     }
 
     /// Ends whatever phase is still open (the build was killed) with `status`.
-    pub fn abort_open_phase(&mut self, status: Status, reason: &str, now: DateTime<Utc>) -> Vec<String> {
+    pub fn abort_open_phase(
+        &mut self,
+        status: Status,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(name) = self
             .phases

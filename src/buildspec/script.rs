@@ -225,9 +225,8 @@ fn write_phase(
         let _ = writeln!(driver, "  {{ {}; }} || f=1", calls.join(" && "));
     }
     let transition = match (on_failure, phase) {
-        (OnFailure::Continue, _) | (OnFailure::Default, PhaseName::Build | PhaseName::PostBuild) => {
-            ""
-        }
+        (OnFailure::Continue, _)
+        | (OnFailure::Default, PhaseName::Build | PhaseName::PostBuild) => "",
         (OnFailure::Abort, _) | (OnFailure::Default, PhaseName::Install | PhaseName::PreBuild) => {
             " skip=1; upload=0;"
         }
@@ -249,7 +248,11 @@ fn finish_script(buildspec: &Buildspec, layout: &Layout, expansions: &[String]) 
         "IFS= read -r __runner_wd < {} && cd \"$__runner_wd\"; unset __runner_wd",
         quote(&format!("{tmp}/dir.txt"))
     );
-    let _ = writeln!(script, "set -a\n. {}\nset +a", quote(&format!("{tmp}/env.sh")));
+    let _ = writeln!(
+        script,
+        "set -a\n. {}\nset +a",
+        quote(&format!("{tmp}/env.sh"))
+    );
     for name in &buildspec.env.exported_variables {
         let _ = writeln!(
             script,
@@ -310,9 +313,20 @@ mod tests {
     #[test]
     fn driver_snapshot() {
         let rendered = render(&spec(), &Layout::with_digits("1"), vec!["$NAME-x".into()]);
-        let driver = rendered.files.iter().find(|f| f.path.ends_with("driver.sh")).unwrap();
-        let finish = rendered.files.iter().find(|f| f.path.ends_with("finish.sh")).unwrap();
-        insta::assert_snapshot!(format!("{}\n----- finish.sh\n{}", driver.content, finish.content));
+        let driver = rendered
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("driver.sh"))
+            .unwrap();
+        let finish = rendered
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("finish.sh"))
+            .unwrap();
+        insta::assert_snapshot!(format!(
+            "{}\n----- finish.sh\n{}",
+            driver.content, finish.content
+        ));
         assert_eq!(rendered.commands.len(), 5);
         assert!(rendered.commands[4].finally);
     }

@@ -24,22 +24,35 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         Err(error) => return Ok(report::buildspec_failure(&error)),
     };
     report::warnings(&loaded.buildspec.origin, &loaded.warnings);
-    report::warnings(&loaded.buildspec.origin, &buildspec::lint::lint(&loaded.buildspec));
+    report::warnings(
+        &loaded.buildspec.origin,
+        &buildspec::lint::lint(&loaded.buildspec),
+    );
 
-    let network = NetworkMode::parse(&args.network)
-        .with_context(|| format!("--network must be bridge, host or none, not {}", args.network))?;
+    let network = NetworkMode::parse(&args.network).with_context(|| {
+        format!(
+            "--network must be bridge, host or none, not {}",
+            args.network
+        )
+    })?;
     let mut layers = EnvLayers::default();
     if let Some(file) = &args.env_file {
         layers.project = read_env_file(file)?;
     }
-    layers.overrides = args.env.iter().map(|e| parse_assignment(e)).collect::<anyhow::Result<_>>()?;
+    layers.overrides = args
+        .env
+        .iter()
+        .map(|e| parse_assignment(e))
+        .collect::<anyhow::Result<_>>()?;
     let mut secret_values = Vec::new();
     for entry in &args.secret_env {
         let (name, value) = match entry.split_once('=') {
             Some((name, value)) => (name.to_owned(), value.to_owned()),
             None => (
                 entry.clone(),
-                std::env::var(entry).with_context(|| format!("--secret-env {entry}: not set in this environment"))?,
+                std::env::var(entry).with_context(|| {
+                    format!("--secret-env {entry}: not set in this environment")
+                })?,
             ),
         };
         secret_values.push(value.clone());
@@ -55,16 +68,24 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let executor = DockerExecutor::connect().await.context("connect to Docker")?;
+    let executor = DockerExecutor::connect()
+        .await
+        .context("connect to Docker")?;
     let image_info = images::ensure(&executor, &settings.runners_dir, &args.image)
         .await
         .with_context(|| format!("prepare the build image {}", args.image))?;
     let project = args.project.clone().unwrap_or_else(|| {
-        source.file_name().map_or_else(|| "build".into(), |n| n.to_string_lossy().into_owned())
+        source
+            .file_name()
+            .map_or_else(|| "build".into(), |n| n.to_string_lossy().into_owned())
     });
     let number = next_build_number(&settings.data_dir, &project)?;
     let artifacts_out = args.artifacts_out.clone().unwrap_or_else(|| {
-        settings.data_dir.join("builds").join(&project).join(number.to_string())
+        settings
+            .data_dir
+            .join("builds")
+            .join(&project)
+            .join(number.to_string())
     });
     let resolved = git_head(&source).await;
     let identity = BuildIdentity {
@@ -72,7 +93,11 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         uuid: uuid::Uuid::new_v4().to_string(),
         number,
         initiator: std::env::var("USER").unwrap_or_else(|_| "runner".into()),
-        source_version: args.source_version.clone().or_else(|| resolved.clone()).unwrap_or_default(),
+        source_version: args
+            .source_version
+            .clone()
+            .or_else(|| resolved.clone())
+            .unwrap_or_default(),
         resolved_source_version: resolved,
         source_repo_url: String::new(),
         region: settings.region.clone(),
@@ -90,7 +115,11 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         layers,
         secret_values,
         network,
-        docker_socket: if args.docker_socket { DockerSocket::Mounted } else { DockerSocket::Hidden },
+        docker_socket: if args.docker_socket {
+            DockerSocket::Mounted
+        } else {
+            DockerSocket::Hidden
+        },
         timeout: args.timeout,
         ca_bundle: ca_bundle(&args),
         cache_root: Some(settings.data_dir.join("cache")),
@@ -184,7 +213,8 @@ async fn git_head(source: &Path) -> Option<String> {
 /// First Ctrl-C (or SIGTERM) stops the build cleanly; a second one exits at once.
 fn watch_interrupts(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let terminated = async {
             match term.as_mut() {
                 Some(term) => {

@@ -8,7 +8,10 @@ use super::settings::Settings;
 use crate::executor::{DockerExecutor, Executor as _, images};
 
 /// Builds `runners/NAME/`.
-#[expect(clippy::print_stdout, reason = "the image tag is this command's output")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the image tag is this command's output"
+)]
 pub(crate) async fn build(settings: &Settings, args: &ImagesBuildArgs) -> anyhow::Result<Outcome> {
     let dir = settings.runners_dir.join(&args.name);
     if !dir.join("rootfs.conf").is_file() && !dir.join("Dockerfile").is_file() {
@@ -21,7 +24,9 @@ pub(crate) async fn build(settings: &Settings, args: &ImagesBuildArgs) -> anyhow
         Some(tag) => tag.clone(),
         None => images::default_tag(&dir)?,
     };
-    let executor = DockerExecutor::connect().await.context("connect to Docker")?;
+    let executor = DockerExecutor::connect()
+        .await
+        .context("connect to Docker")?;
     if !args.force && executor.inspect_image(&tag).await?.is_some() {
         println!("{tag} (already present; --force rebuilds)");
         return Ok(Outcome::Success);

@@ -28,21 +28,32 @@ pub(crate) fn buildspec_error(error: &BuildspecError) {
 
 /// A buildspec that cannot be loaded fails the build in `DOWNLOAD_SOURCE` with
 /// `YAML_FILE_ERROR`, before any phase or container (B3, E10).
-#[expect(clippy::print_stdout, reason = "the build log is this command's output")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the build log is this command's output"
+)]
 pub(crate) fn buildspec_failure(error: &BuildspecError) -> Outcome {
     buildspec_error(error);
     let now = Utc::now();
     let first = error.to_string();
     let first = first.lines().next().unwrap_or_default();
-    println!("{}", agent_line(now, "Phase complete: DOWNLOAD_SOURCE State: FAILED"));
+    println!(
+        "{}",
+        agent_line(now, "Phase complete: DOWNLOAD_SOURCE State: FAILED")
+    );
     println!(
         "{}",
         agent_line(
             now,
-            &format!("Phase context status code: YAML_FILE_ERROR Message: {first}")
+            &format!(
+                "Phase context status code: {} Message: {first}",
+                crate::buildspec::STATUS_CODE
+            )
         )
     );
-    println!("\nBuild FAILED (the buildspec could not be loaded; no phase ran)");
+    println!("\n{:<18} {:<10} {:>10}", "PHASE", "STATUS", "DURATION");
+    println!("{:<18} {:<10} {:>10}", "DOWNLOAD_SOURCE", "FAILED", "");
+    println!("Build (the buildspec could not be loaded; no phase ran) FAILED");
     Outcome::Failure
 }
 

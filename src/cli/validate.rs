@@ -13,7 +13,11 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<Outcome> {
             let mut warnings = loaded.warnings;
             warnings.extend(buildspec::lint::lint(&loaded.buildspec));
             report::warnings(&loaded.buildspec.origin, &warnings);
-            println!("{}: valid buildspec ({} warning(s))", args.file.display(), warnings.len());
+            println!(
+                "{}: valid buildspec ({} warning(s))",
+                args.file.display(),
+                warnings.len()
+            );
             Ok(Outcome::Success)
         }
         Err(error) => {

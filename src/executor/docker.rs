@@ -154,7 +154,12 @@ impl Executor for DockerExecutor {
         Ok(created.id)
     }
 
-    async fn upload(&self, container_id: &str, path: &str, tar: Bytes) -> Result<(), ExecutorError> {
+    async fn upload(
+        &self,
+        container_id: &str,
+        path: &str,
+        tar: Bytes,
+    ) -> Result<(), ExecutorError> {
         let options = UploadToContainerOptionsBuilder::new().path(path).build();
         self.docker
             .upload_to_container(container_id, Some(options), bollard::body_full(tar))
@@ -207,7 +212,11 @@ impl Executor for DockerExecutor {
     async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), ExecutorError> {
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::new().t(seconds).build();
-        match self.docker.stop_container(container_id, Some(options)).await {
+        match self
+            .docker
+            .stop_container(container_id, Some(options))
+            .await
+        {
             Ok(()) => Ok(()),
             // 304: already stopped; 404: already gone. Both mean the container is not running.
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -223,7 +232,9 @@ impl Executor for DockerExecutor {
         container_id: &str,
         path: &str,
     ) -> BoxStream<'static, Result<Bytes, ExecutorError>> {
-        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
         let id = container_id.to_owned();
         self.docker
             .download_from_container(container_id, Some(options))

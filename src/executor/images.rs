@@ -34,7 +34,9 @@ pub fn default_tag(dir: &Path) -> Result<String, ExecutorError> {
         let conf = RootfsConf::read(dir)?;
         return Ok(conf.tag);
     }
-    let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     Ok(format!("runner/{name}"))
 }
 
@@ -142,7 +144,11 @@ fn host_mirror() -> Option<String> {
     None
 }
 
-async fn build_rootfs(executor: &DockerExecutor, dir: &Path, tag: &str) -> Result<(), ExecutorError> {
+async fn build_rootfs(
+    executor: &DockerExecutor,
+    dir: &Path,
+    tag: &str,
+) -> Result<(), ExecutorError> {
     let conf = RootfsConf::read(dir)?;
     let fail = |message: String| ExecutorError::ImageBuild {
         image: tag.to_owned(),
@@ -175,7 +181,13 @@ async fn build_rootfs(executor: &DockerExecutor, dir: &Path, tag: &str) -> Resul
     if !status.success() {
         return Err(fail(format!("debootstrap exited with {status}")));
     }
-    for junk in ["var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man", "usr/share/locale"] {
+    for junk in [
+        "var/lib/apt/lists",
+        "var/cache/apt",
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+    ] {
         let path = rootfs.join(junk);
         if path.is_dir() {
             fs_err::remove_dir_all(&path).map_err(|error| fail(error.to_string()))?;
@@ -190,9 +202,14 @@ async fn build_rootfs(executor: &DockerExecutor, dir: &Path, tag: &str) -> Resul
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|error| fail(format!("run tar: {error}")))?;
-    let stdout = tar.stdout.take().ok_or_else(|| fail("tar has no stdout".into()))?;
+    let stdout = tar
+        .stdout
+        .take()
+        .ok_or_else(|| fail("tar has no stdout".into()))?;
     let (repo, image_tag) = split_tag(tag);
-    let name = dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     let options = CreateImageOptionsBuilder::new()
         .from_src("-")
         .repo(repo)
@@ -204,7 +221,9 @@ async fn build_rootfs(executor: &DockerExecutor, dir: &Path, tag: &str) -> Resul
         ])
         .build();
     let body = bollard::body_try_stream(ReaderStream::new(stdout));
-    let mut progress = executor.client().create_image(Some(options), Some(body), None);
+    let mut progress = executor
+        .client()
+        .create_image(Some(options), Some(body), None);
     while let Some(step) = progress.next().await {
         step.map_err(|error| fail(format!("docker import: {error}")))?;
     }
@@ -217,7 +236,9 @@ async fn build_rootfs(executor: &DockerExecutor, dir: &Path, tag: &str) -> Resul
 
 fn split_tag(reference: &str) -> (&str, &str) {
     match reference.rfind(':') {
-        Some(colon) if !reference[colon..].contains('/') => (&reference[..colon], &reference[colon + 1..]),
+        Some(colon) if !reference[colon..].contains('/') => {
+            (&reference[..colon], &reference[colon + 1..])
+        }
         _ => (reference, "latest"),
     }
 }
@@ -232,7 +253,8 @@ async fn build_dockerfile(
         image: tag.to_owned(),
         message,
     };
-    let dockerfile = fs_err::read_to_string(dir.join("Dockerfile")).map_err(|e| fail(e.to_string()))?;
+    let dockerfile =
+        fs_err::read_to_string(dir.join("Dockerfile")).map_err(|e| fail(e.to_string()))?;
     for base in dockerfile.lines().filter_map(|line| {
         let mut words = line.split_whitespace();
         words
@@ -258,11 +280,10 @@ async fn build_dockerfile(
         .t(tag)
         .rm(true)
         .build();
-    let mut progress = executor.client().build_image(
-        options,
-        None,
-        Some(bollard::body_full(context.into())),
-    );
+    let mut progress =
+        executor
+            .client()
+            .build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(step) = progress.next().await {
         let step = step.map_err(|error| fail(error.to_string()))?;
         if let Some(error) = step.error {
@@ -290,7 +311,13 @@ mod tests {
         let found = runner_dir(dir.path(), "aws/codebuild/standard:7.0").unwrap();
         assert_eq!(found, dir.path().join("standard"));
         assert!(runner_dir(dir.path(), "ubuntu:22.04").is_none());
-        assert_eq!(split_tag("runner/base:bookworm"), ("runner/base", "bookworm"));
-        assert_eq!(split_tag("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(
+            split_tag("runner/base:bookworm"),
+            ("runner/base", "bookworm")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
     }
 }

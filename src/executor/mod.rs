@@ -135,8 +135,10 @@ pub enum ExecutorError {
 /// [`Executor::remove`] (or the orphan sweep by label) cleans up.
 pub trait Executor: Send + Sync {
     /// Makes sure `image` is present (pulling it if needed) and describes it.
-    fn ensure_image(&self, image: &str)
-    -> impl Future<Output = Result<ImageInfo, ExecutorError>> + Send;
+    fn ensure_image(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<ImageInfo, ExecutorError>> + Send;
 
     /// Describes a local image, or `None` if it is not present.
     fn inspect_image(

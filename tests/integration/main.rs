@@ -5,4 +5,6 @@ mod support;
 
 mod cli;
 #[cfg(feature = "docker-tests")]
+mod robustness;
+#[cfg(feature = "docker-tests")]
 mod scenarios;

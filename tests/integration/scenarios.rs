@@ -24,7 +24,11 @@ phases:
     .run();
     ran.code(0).status("SUCCEEDED");
     let out = ran.output_lines();
-    assert!(out.iter().any(|l| l.starts_with("/codebuild/output/src") && l.ends_with("/src/sub")), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("/codebuild/output/src") && l.ends_with("/src/sub")),
+        "{out:?}"
+    );
     assert!(out.contains(&"bar qux []"), "{out:?}");
 }
 
@@ -34,17 +38,25 @@ fn e1_array_syntax_fails_under_sh() {
         "version: 0.2\nphases:\n  pre_build:\n    commands:\n      - A=(1 2)\n  build:\n    commands:\n      - echo never-here\n",
     )
     .run();
-    ran.code(1).status("FAILED").phase_is("PRE_BUILD", "FAILED").phase_absent("BUILD");
+    ran.code(1)
+        .status("FAILED")
+        .phase_is("PRE_BUILD", "FAILED")
+        .phase_absent("BUILD");
     ran.stdout_lacks("never-here");
 }
 
 #[test]
 fn e2_default_shell_is_sh() {
     let buildspec = |shell: &str| {
-        format!("version: 0.2\n{shell}phases:\n  build:\n    commands:\n      - '[ \"a\" == \"a\" ] && echo ok'\n")
+        format!(
+            "version: 0.2\n{shell}phases:\n  build:\n    commands:\n      - '[ \"a\" == \"a\" ] && echo ok'\n"
+        )
     };
     let ran = Build::new(&buildspec("")).run();
-    ran.code(1).status("FAILED").phase_is("BUILD", "FAILED").stdout_has("unexpected operator");
+    ran.code(1)
+        .status("FAILED")
+        .phase_is("BUILD", "FAILED")
+        .stdout_has("unexpected operator");
     let ran = Build::new(&buildspec("env:\n  shell: bash\n")).run();
     ran.code(0).status("SUCCEEDED");
     assert!(ran.output_lines().contains(&"ok"));
@@ -99,7 +111,10 @@ fn e5a_on_failure_continue() {
         "version: 0.2\nphases:\n  pre_build:\n    on-failure: CONTINUE\n    commands: [\"false\"]\n  build:\n    commands: [\"echo b\"]\n",
     )
     .run();
-    ran.code(1).status("FAILED").phase_is("PRE_BUILD", "FAILED").phase_is("BUILD", "SUCCEEDED");
+    ran.code(1)
+        .status("FAILED")
+        .phase_is("PRE_BUILD", "FAILED")
+        .phase_is("BUILD", "SUCCEEDED");
     assert_eq!(ran.output_lines(), vec!["b"]);
 }
 
@@ -109,7 +124,11 @@ fn e5b_on_failure_abort() {
         "version: 0.2\nphases:\n  build:\n    on-failure: ABORT\n    commands: [\"false\"]\n  post_build:\n    commands: [\"echo p\"]\nartifacts:\n  files: ['**/*']\n",
     )
     .run();
-    ran.code(1).status("FAILED").phase_is("BUILD", "FAILED").phase_absent("POST_BUILD").phase_absent("UPLOAD_ARTIFACTS");
+    ran.code(1)
+        .status("FAILED")
+        .phase_is("BUILD", "FAILED")
+        .phase_absent("POST_BUILD")
+        .phase_absent("UPLOAD_ARTIFACTS");
     assert!(ran.output_lines().is_empty(), "{:?}", ran.output_lines());
     assert!(!ran.has_artifacts());
 }
@@ -120,13 +139,18 @@ fn e6_failing_finally_fails_passing_phase() {
         "version: 0.2\nphases:\n  build:\n    commands: [\"true\"]\n    finally: [\"false\", \"echo after\"]\n",
     )
     .run();
-    ran.code(1).status("FAILED").phase_is("BUILD", "FAILED").stdout_lacks("\nafter\n");
+    ran.code(1)
+        .status("FAILED")
+        .phase_is("BUILD", "FAILED")
+        .stdout_lacks("\nafter\n");
 }
 
 #[test]
 fn e7_block_scalar_hides_failure_unless_set_e() {
     let ran = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - |\n        false\n        echo masked\n").run();
-    ran.code(0).status("SUCCEEDED").stdout_has("Running command false\necho masked");
+    ran.code(0)
+        .status("SUCCEEDED")
+        .stdout_has("Running command false\necho masked");
     assert_eq!(ran.output_lines(), vec!["echo masked", "masked"]);
     let ran = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - |\n        set -e\n        false\n        echo masked\n").run();
     ran.code(1).status("FAILED").phase_is("BUILD", "FAILED");
@@ -135,9 +159,14 @@ fn e7_block_scalar_hides_failure_unless_set_e() {
 #[test]
 fn e8_variable_precedence() {
     let buildspec = "version: 0.2\nenv:\n  variables:\n    X: spec\n    P: \"$PATH:/x\"\nphases:\n  build:\n    commands:\n      - echo \"X=$X P=$P M=$RUNNER_IMAGE_MARKER\"\n";
-    let ran = Build::new(buildspec).file("project.env", "X=proj\n").args(["--env-file", "project.env"]).env("X", "override").run();
+    let with_project = || {
+        let build = Build::new(buildspec).file("project.env", "X=proj\n");
+        let env_file = build.source().join("project.env").display().to_string();
+        build.args(["--env-file".to_owned(), env_file])
+    };
+    let ran = with_project().env("X", "override").run();
     ran.code(0).stdout_has("X=override P=$PATH:/x M=img");
-    let ran = Build::new(buildspec).file("project.env", "X=proj\n").args(["--env-file", "project.env"]).run();
+    let ran = with_project().run();
     ran.code(0).stdout_has("X=proj P=$PATH:/x");
     let ran = Build::new(buildspec).run();
     ran.code(0).stdout_has("X=spec P=$PATH:/x");
@@ -157,17 +186,25 @@ fn e9_artifacts_base_directory_discard_exclude_cd() {
     .file("out/b/skip.log", "s")
     .run();
     ran.code(0).status("SUCCEEDED");
-    assert_eq!(ran.zip_entries("artifacts.zip"), vec![".hidden", "1.txt", "2.txt"]);
+    assert_eq!(
+        ran.zip_entries("artifacts.zip"),
+        vec![".hidden", "1.txt", "2.txt"]
+    );
     let ran = Build::new("version: 0.2\nphases:\n  build:\n    commands: [\"true\"]\nartifacts:\n  files: [missing.txt]\n").run();
     ran.code(1)
         .status("FAILED")
         .phase_is("UPLOAD_ARTIFACTS", "FAILED")
-        .stdout_has("Phase context status code: CLIENT_ERROR Message: no matching artifact paths found");
+        .stdout_has(
+            "Phase context status code: CLIENT_ERROR Message: no matching artifact paths found",
+        );
 }
 
 #[test]
 fn e10_invalid_yaml_never_reaches_install() {
-    let ran = Build::new("version: 0.2\nphases:\n  build:\n    commands:\n      - echo Step 1: compile\n").run();
+    let ran = Build::new(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo Step 1: compile\n",
+    )
+    .run();
     ran.code(1)
         .stdout_has("Phase complete: DOWNLOAD_SOURCE State: FAILED")
         .stdout_has("YAML_FILE_ERROR")

@@ -1,8 +1,14 @@
 //! The test DSL: a temporary source tree and data directory, `runner build` run as a real
 //! process, and helpers to read its log, phase table and artifact ZIPs.
 
-#![allow(dead_code, reason = "each test module uses a different part of the DSL; which parts depends on features")]
-#![expect(unreachable_pub, reason = "helpers are shared by the test modules of this one binary")]
+#![allow(
+    dead_code,
+    reason = "each test module uses a different part of the DSL; which parts depends on features"
+)]
+#![expect(
+    unreachable_pub,
+    reason = "helpers are shared by the test modules of this one binary"
+)]
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -230,21 +236,33 @@ impl Ran {
     /// Asserts stdout contains `text`.
     #[track_caller]
     pub fn stdout_has(&self, text: &str) -> &Self {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}{}", self.context());
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}{}",
+            self.context()
+        );
         self
     }
 
     /// Asserts stdout does not contain `text`.
     #[track_caller]
     pub fn stdout_lacks(&self, text: &str) -> &Self {
-        assert!(!self.stdout.contains(text), "stdout has {text:?}{}", self.context());
+        assert!(
+            !self.stdout.contains(text),
+            "stdout has {text:?}{}",
+            self.context()
+        );
         self
     }
 
     /// Asserts stderr contains `text`.
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(self.stderr.contains(text), "stderr lacks {text:?}{}", self.context());
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}{}",
+            self.context()
+        );
         self
     }
 
@@ -312,7 +330,12 @@ impl Ran {
 /// Containers of this project still present (there must be none after a build).
 pub fn leftover_containers(project: &str) -> Vec<String> {
     let output = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=runner.job={project}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=runner.job={project}"),
+        ])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&output.stdout)
