@@ -22,6 +22,8 @@ use crate::executor::Executor;
 #[derive(Debug, Clone)]
 struct Entry {
     identifier: Option<String>,
+    /// A report group's files (B45): a missing match warns instead of failing the build.
+    report: bool,
     spec: ArtifactSpec,
     name_index: Option<usize>,
     base_index: Option<usize>,
@@ -38,16 +40,33 @@ impl Plan {
     /// The artifacts of `buildspec`, primary first.
     pub(crate) fn new(buildspec: &Buildspec) -> Self {
         let mut plan = Self::default();
-        let Some(artifacts) = &buildspec.artifacts else {
-            return plan;
-        };
-        let specs = std::iter::once((None, &artifacts.primary)).chain(
-            artifacts
-                .secondary
-                .iter()
-                .map(|(id, spec)| (Some(id.clone()), spec)),
-        );
-        for (identifier, spec) in specs {
+        let mut specs: Vec<(Option<String>, ArtifactSpec, bool)> = Vec::new();
+        if let Some(artifacts) = &buildspec.artifacts {
+            specs.push((None, artifacts.primary.clone(), false));
+            for (id, spec) in &artifacts.secondary {
+                specs.push((Some(id.clone()), spec.clone(), false));
+            }
+        }
+        for (group, report) in &buildspec.reports {
+            let spec = ArtifactSpec {
+                files: report.files.clone(),
+                base_directory: report.base_directory.clone(),
+                discard_paths: report.discard_paths,
+                ..ArtifactSpec::default()
+            };
+            let safe: String = group
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            specs.push((Some(format!("reports/{safe}")), spec, true));
+        }
+        for (identifier, spec, report) in specs {
             let mut push = |text: &Option<String>| {
                 text.as_ref().map(|text| {
                     plan.expansions.push(text.clone());
@@ -58,7 +77,8 @@ impl Plan {
             let base_index = push(&spec.base_directory);
             plan.entries.push(Entry {
                 identifier,
-                spec: spec.clone(),
+                report,
+                spec,
                 name_index,
                 base_index,
             });
@@ -122,6 +142,12 @@ impl Plan {
             sink(&agent_line(Utc::now(), "Assembling file list"));
             let collected = match collect::collect(&request) {
                 Ok(collected) => collected,
+                Err(error) if entry.report => {
+                    // B45: report files are collected, not required; a miss is a warning.
+                    let group = entry.identifier.as_deref().unwrap_or_default();
+                    sink(&agent_line(Utc::now(), &format!("Report {group}: {error}")));
+                    continue;
+                }
                 Err(error) => {
                     if let collect::CollectError::NoMatchingPaths { skipped } = &error {
                         for (path, _reason) in skipped {
