@@ -27,8 +27,17 @@ pub(crate) async fn build(settings: &Settings, args: &ImagesBuildArgs) -> anyhow
     let executor = DockerExecutor::connect()
         .await
         .context("connect to Docker")?;
-    if !args.force && executor.inspect_image(&tag).await?.is_some() {
-        println!("{tag} (already present; --force rebuilds)");
+    let digest = images::definition_digest(&settings.runners_dir, &dir)?;
+    let present = executor.inspect_image(&tag).await?;
+    if !args.force
+        && present
+            .as_ref()
+            .is_some_and(|info| images::is_current(info, &digest))
+    {
+        println!(
+            "{tag} (up to date with {}; --force rebuilds)",
+            dir.display()
+        );
         return Ok(Outcome::Success);
     }
     images::build(&executor, &settings.runners_dir, &dir, &tag)

@@ -40,20 +40,89 @@ pub fn default_tag(dir: &Path) -> Result<String, ExecutorError> {
     Ok(format!("runner/{name}"))
 }
 
+/// Label holding the digest of the `runners/` definition an image was built from.
+pub const LABEL_DEFINITION: &str = "runner.definition";
+
 /// Makes sure `image` exists locally: present, built from `runners/`, or pulled.
+///
+/// An image that we built from `runners/` (it carries [`LABEL_DEFINITION`]) is rebuilt when its
+/// definition changed since, so a warm machine never tests against a stale image.
 #[instrument(skip_all, fields(image))]
 pub async fn ensure(
     executor: &DockerExecutor,
     runners: &Path,
     image: &str,
 ) -> Result<super::ImageInfo, ExecutorError> {
-    if let Some(info) = executor.inspect_image(image).await? {
-        return Ok(info);
+    let present = executor.inspect_image(image).await?;
+    let Some(dir) = runner_dir(runners, image) else {
+        return match present {
+            Some(info) => Ok(info),
+            None => executor.ensure_image(image).await,
+        };
+    };
+    if let Some(info) = &present {
+        let built_by_us = info.labels.contains_key(LABEL_DEFINITION);
+        if !built_by_us || is_current(info, &definition_digest(runners, &dir)?) {
+            return Ok(info.clone());
+        }
+        info!(image, "the runners/ definition changed: rebuilding");
     }
-    if let Some(dir) = runner_dir(runners, image) {
-        Box::pin(build(executor, runners, &dir, image)).await?;
-    }
+    Box::pin(build(executor, runners, &dir, image)).await?;
     executor.ensure_image(image).await
+}
+
+/// Whether `info` was built from the definition whose digest is `digest`.
+pub fn is_current(info: &super::ImageInfo, digest: &str) -> bool {
+    info.labels.get(LABEL_DEFINITION).map(String::as_str) == Some(digest)
+}
+
+/// A digest of every file in `dir`, and of the `runners/` definitions its `FROM` images come from.
+pub fn definition_digest(runners: &Path, dir: &Path) -> Result<String, ExecutorError> {
+    use sha2::{Digest as _, Sha256};
+    let fail = |message: String| ExecutorError::ImageBuild {
+        image: dir.display().to_string(),
+        message,
+    };
+    let mut hasher = Sha256::new();
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    files.sort();
+    for file in &files {
+        let relative = file.strip_prefix(dir).unwrap_or(file);
+        hasher.update(relative.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(fs_err::read(file).map_err(|e| fail(e.to_string()))?);
+        hasher.update([0]);
+    }
+    for base in from_images(dir) {
+        if let Some(base_dir) = runner_dir(runners, &base).filter(|d| d != dir) {
+            hasher.update(definition_digest(runners, &base_dir)?.as_bytes());
+        }
+    }
+    let digest = hasher.finalize();
+    Ok(digest.iter().take(12).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The images a directory's Dockerfile builds `FROM`.
+fn from_images(dir: &Path) -> Vec<String> {
+    let Ok(dockerfile) = fs_err::read_to_string(dir.join("Dockerfile")) else {
+        return Vec::new();
+    };
+    dockerfile
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words
+                .next()
+                .filter(|w| w.eq_ignore_ascii_case("FROM"))
+                .and_then(|_| words.next())
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Builds the image described by `dir` and tags it `tag`.
@@ -65,7 +134,7 @@ pub async fn build(
     tag: &str,
 ) -> Result<(), ExecutorError> {
     if dir.join("rootfs.conf").is_file() {
-        build_rootfs(executor, dir, tag).await
+        build_rootfs(executor, runners, dir, tag).await
     } else {
         build_dockerfile(executor, runners, dir, tag).await
     }
@@ -146,10 +215,12 @@ fn host_mirror() -> Option<String> {
 
 async fn build_rootfs(
     executor: &DockerExecutor,
+    runners: &Path,
     dir: &Path,
     tag: &str,
 ) -> Result<(), ExecutorError> {
     let conf = RootfsConf::read(dir)?;
+    let digest = definition_digest(runners, dir)?;
     let fail = |message: String| ExecutorError::ImageBuild {
         image: tag.to_owned(),
         message,
@@ -217,7 +288,7 @@ async fn build_rootfs(
         .changes(vec![
             format!("CMD [\"{}\"]", conf.cmd),
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-            format!("LABEL runner.image={name}"),
+            format!("LABEL runner.image={name} {LABEL_DEFINITION}={digest}"),
         ])
         .build();
     let body = bollard::body_try_stream(ReaderStream::new(stdout));
@@ -253,21 +324,23 @@ async fn build_dockerfile(
         image: tag.to_owned(),
         message,
     };
-    let dockerfile =
-        fs_err::read_to_string(dir.join("Dockerfile")).map_err(|e| fail(e.to_string()))?;
-    for base in dockerfile.lines().filter_map(|line| {
-        let mut words = line.split_whitespace();
-        words
-            .next()
-            .filter(|w| w.eq_ignore_ascii_case("FROM"))
-            .and_then(|_| words.next())
-    }) {
-        if executor.inspect_image(base).await?.is_none() {
-            if let Some(base_dir) = runner_dir(runners, base) {
-                Box::pin(build(executor, runners, &base_dir, base)).await?;
+    for base in from_images(dir) {
+        let Some(base_dir) = runner_dir(runners, &base) else {
+            continue;
+        };
+        let stale = match executor.inspect_image(&base).await? {
+            None => true,
+            Some(info) => {
+                info.labels.contains_key(LABEL_DEFINITION)
+                    && !is_current(&info, &definition_digest(runners, &base_dir)?)
             }
+        };
+        if stale {
+            Box::pin(build(executor, runners, &base_dir, &base)).await?;
         }
     }
+    let digest = definition_digest(runners, dir)?;
+    let labels = std::collections::HashMap::from([(LABEL_DEFINITION.to_owned(), digest)]);
     let mut context = tar::Builder::new(Vec::new());
     context
         .append_dir_all(".", dir)
@@ -279,6 +352,7 @@ async fn build_dockerfile(
         .dockerfile("Dockerfile")
         .t(tag)
         .rm(true)
+        .labels(&labels)
         .build();
     let mut progress =
         executor
