@@ -5,6 +5,8 @@ mod support;
 
 mod cli;
 #[cfg(feature = "docker-tests")]
+mod futureim;
+#[cfg(feature = "docker-tests")]
 mod robustness;
 #[cfg(feature = "docker-tests")]
 mod scenarios;
