@@ -24,7 +24,7 @@ pub struct GlobalArgs {
     /// More logging (-v debug, -vv trace); `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Directory for state, counters, cache and artifacts [default: $XDG_DATA_HOME/runner].
+    /// Directory for state, counters, cache and artifacts [default: `$XDG_DATA_HOME/runner`].
     #[arg(long, global = true, env = env::RUNNER_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
     /// Directory with the runner image definitions (`runners/NAME/`).
@@ -36,7 +36,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one buildspec in a container, like CodeBuild's local agent.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Check a buildspec file without running it: errors and lint warnings.
     Validate(ValidateArgs),
     /// Manage runner images.
@@ -50,10 +50,10 @@ pub struct BuildArgs {
     /// Buildspec file [default: buildspec.yml in the source directory] (B1).
     #[arg(long)]
     pub buildspec: Option<PathBuf>,
-    /// Source directory, copied to $CODEBUILD_SRC_DIR.
+    /// Source directory, copied to `$CODEBUILD_SRC_DIR`.
     #[arg(long, default_value = ".")]
     pub source: PathBuf,
-    /// Secondary source as ID=DIR, available at $CODEBUILD_SRC_DIR_<ID>.
+    /// Secondary source as ID=DIR, available at `$CODEBUILD_SRC_DIR_<ID>`.
     #[arg(long = "secondary-source", value_name = "ID=DIR")]
     pub secondary_sources: Vec<String>,
     /// Build image; missing images are built from runners/ or pulled.
@@ -77,7 +77,7 @@ pub struct BuildArgs {
     /// Container network: bridge, host or none.
     #[arg(long, default_value = "bridge")]
     pub network: String,
-    /// Host CA bundle to trust inside the build [default: $SSL_CERT_FILE when set].
+    /// Host CA bundle to trust inside the build [default: `$SSL_CERT_FILE` when set].
     #[arg(long, env = env::RUNNER_CA_BUNDLE)]
     pub ca_bundle: Option<PathBuf>,
     /// Do not install any CA bundle into the build.
@@ -86,7 +86,7 @@ pub struct BuildArgs {
     /// Project name (build ids, counters, cache) [default: the source directory's name].
     #[arg(long)]
     pub project: Option<String>,
-    /// Source version to report as CODEBUILD_SOURCE_VERSION.
+    /// Source version to report as `CODEBUILD_SOURCE_VERSION`.
     #[arg(long)]
     pub source_version: Option<String>,
     /// Mount the Docker socket into the build (off unless asked).

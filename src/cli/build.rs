@@ -35,38 +35,8 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
             args.network
         )
     })?;
-    let mut layers = EnvLayers::default();
-    if let Some(file) = &args.env_file {
-        layers.project = read_env_file(file)?;
-    }
-    layers.overrides = args
-        .env
-        .iter()
-        .map(|e| parse_assignment(e))
-        .collect::<anyhow::Result<_>>()?;
-    let mut secret_values = Vec::new();
-    for entry in &args.secret_env {
-        let (name, value) = match entry.split_once('=') {
-            Some((name, value)) => (name.to_owned(), value.to_owned()),
-            None => (
-                entry.clone(),
-                std::env::var(entry).with_context(|| {
-                    format!("--secret-env {entry}: not set in this environment")
-                })?,
-            ),
-        };
-        secret_values.push(value.clone());
-        layers.overrides.push((name, value));
-    }
-    let secondary_sources = args
-        .secondary_sources
-        .iter()
-        .map(|entry| {
-            let (id, dir) = parse_assignment(entry)?;
-            let dir = fs_err::canonicalize(&dir).context("open a secondary source")?;
-            Ok((id, dir))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (layers, secret_values) = env_layers(&args)?;
+    let secondary_sources = secondary_sources(&args)?;
 
     let executor = DockerExecutor::connect()
         .await
@@ -140,6 +110,46 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         Status::Stopped => Outcome::Interrupted,
         _ => Outcome::Failure,
     })
+}
+
+/// The project (`--env-file`) and override (`--env`, `--secret-env`) layers, and the values to mask.
+fn env_layers(args: &BuildArgs) -> anyhow::Result<(EnvLayers, Vec<String>)> {
+    let mut layers = EnvLayers::default();
+    if let Some(file) = &args.env_file {
+        layers.project = read_env_file(file)?;
+    }
+    layers.overrides = args
+        .env
+        .iter()
+        .map(|e| parse_assignment(e))
+        .collect::<anyhow::Result<_>>()?;
+    let mut secret_values = Vec::new();
+    for entry in &args.secret_env {
+        let (name, value) = match entry.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => (
+                entry.clone(),
+                std::env::var(entry).with_context(|| {
+                    format!("--secret-env {entry}: not set in this environment")
+                })?,
+            ),
+        };
+        secret_values.push(value.clone());
+        layers.overrides.push((name, value));
+    }
+    Ok((layers, secret_values))
+}
+
+/// Secondary sources from `--secondary-source ID=DIR`.
+fn secondary_sources(args: &BuildArgs) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    args.secondary_sources
+        .iter()
+        .map(|entry| {
+            let (id, dir) = parse_assignment(entry)?;
+            let dir = fs_err::canonicalize(&dir).context("open a secondary source")?;
+            Ok((id, dir))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
 }
 
 /// B1: the buildspec path is relative to the source directory; a path that exists from the

@@ -65,8 +65,8 @@ fn fail(error: &anyhow::Error) -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let settings = settings::Settings::resolve(&cli.global)?;
     match cli.command {
-        Command::Build(args) => build::run(&settings, args).await,
-        Command::Validate(args) => validate::run(&args),
+        Command::Build(args) => build::run(&settings, *args).await,
+        Command::Validate(args) => Ok(validate::run(&args)),
         Command::Images(ImagesCommand::Build(args)) => images::build(&settings, &args).await,
     }
 }

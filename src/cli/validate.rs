@@ -7,7 +7,7 @@ use crate::buildspec;
 
 /// Runs `runner validate FILE`.
 #[expect(clippy::print_stdout, reason = "the verdict is this command's output")]
-pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<Outcome> {
+pub(crate) fn run(args: &ValidateArgs) -> Outcome {
     match buildspec::load_file(&args.file) {
         Ok(loaded) => {
             let mut warnings = loaded.warnings;
@@ -18,11 +18,11 @@ pub(crate) fn run(args: &ValidateArgs) -> anyhow::Result<Outcome> {
                 args.file.display(),
                 warnings.len()
             );
-            Ok(Outcome::Success)
+            Outcome::Success
         }
         Err(error) => {
             report::buildspec_error(&error);
-            Ok(Outcome::Failure)
+            Outcome::Failure
         }
     }
 }

@@ -217,9 +217,9 @@ impl Executor for DockerExecutor {
             .stop_container(container_id, Some(options))
             .await
         {
-            Ok(()) => Ok(()),
             // 304: already stopped; 404: already gone. Both mean the container is not running.
-            Err(bollard::errors::Error::DockerResponseServerError {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304 | 404,
                 ..
             }) => Ok(()),

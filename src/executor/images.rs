@@ -104,7 +104,11 @@ pub fn definition_digest(runners: &Path, dir: &Path) -> Result<String, ExecutorE
         }
     }
     let digest = hasher.finalize();
-    Ok(digest.iter().take(12).map(|b| format!("{b:02x}")).collect())
+    Ok(digest.iter().take(12).fold(String::new(), |mut hex, byte| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
 }
 
 /// The images a directory's Dockerfile builds `FROM`.

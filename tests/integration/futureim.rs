@@ -1,6 +1,6 @@
-//! The FutureIM python-lambdas buildspec shape (our own fixture in tests/fixtures/repos/ai-lambdas)
-//! runs unchanged: pip installs from PyPI inside the container, five zips, heredocs in `- |`
-//! blocks, an export in pre_build read in post_build, exported variables.
+//! The `FutureIM` python-lambdas buildspec shape (our own fixture in `tests/fixtures/repos/ai-lambdas`)
+//! runs unchanged: pip installs from `PyPI` inside the container, five zips, heredocs in `- |`
+//! blocks, an export in `pre_build` read in `post_build`, exported variables.
 
 use std::io::Read as _;
 

@@ -1,12 +1,21 @@
 //! Integration tests: one binary. Modules that start real containers need the `docker-tests`
 //! feature (`.ci/run` turns it on); the rest run anywhere.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests use std::fs directly: a failing call panics with its own message"
+)]
+
 mod support;
 
 mod cli;
+mod layering;
+
 #[cfg(feature = "docker-tests")]
 mod futureim;
 #[cfg(feature = "docker-tests")]
 mod robustness;
+#[cfg(feature = "docker-tests")]
+mod rules_exec;
 #[cfg(feature = "docker-tests")]
 mod scenarios;

@@ -1,0 +1,104 @@
+//! Imports only go down (STYLE B2): a lower module never names a higher one, and the pure
+//! modules use no async runtime or I/O crates.
+
+use std::path::Path;
+
+/// Module, then the modules it must not name.
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    ("env", &["buildspec", "executor", "build", "cli"]),
+    ("buildspec", &["executor", "build", "cli"]),
+    ("executor", &["buildspec", "build", "cli"]),
+    ("build", &["cli"]),
+];
+
+/// Pure modules: no tokio, bollard or process spawning.
+const PURE: &[&str] = &["env", "buildspec"];
+
+fn sources(module: &str) -> Vec<(String, String)> {
+    let root = crate::support::repo_root().join("src");
+    let single = root.join(format!("{module}.rs"));
+    let mut files = Vec::new();
+    if single.is_file() {
+        files.push(single);
+    }
+    let dir = root.join(module);
+    if dir.is_dir() {
+        files.extend(
+            walkdir::WalkDir::new(&dir)
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(walkdir::DirEntry::into_path)
+                .filter(|p| p.extension().is_some_and(|e| e == "rs")),
+        );
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("read source");
+            (display(&path), text)
+        })
+        .collect()
+}
+
+fn display(path: &Path) -> String {
+    path.strip_prefix(crate::support::repo_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn lower_modules_never_name_higher_ones() {
+    let mut violations = Vec::new();
+    for (module, forbidden) in FORBIDDEN {
+        for (path, text) in sources(module) {
+            for upper in *forbidden {
+                for (number, line) in text.lines().enumerate() {
+                    if line.contains(&format!("crate::{upper}::")) || line.contains(&format!("crate::{upper};")) {
+                        violations.push(format!("{path}:{}: {module} names {upper}", number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn pure_modules_do_no_async_or_process_io() {
+    let mut violations = Vec::new();
+    for module in PURE {
+        for (path, text) in sources(module) {
+            for (number, line) in text.lines().enumerate() {
+                for needle in ["tokio::", "bollard::", "std::process::Command"] {
+                    if line.contains(needle) {
+                        violations.push(format!("{path}:{}: {needle}", number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "pure modules doing I/O:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn layering_table_covers_every_module() {
+    let root = crate::support::repo_root().join("src");
+    let mut modules: Vec<String> = std::fs::read_dir(&root)
+        .expect("read src")
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = name.strip_suffix(".rs").map_or(name.clone(), str::to_owned);
+            (!["lib", "main"].contains(&name.as_str())).then_some(name)
+        })
+        .collect();
+    modules.sort();
+    modules.dedup();
+    for module in modules {
+        assert!(
+            module == "cli" || FORBIDDEN.iter().any(|(m, _)| *m == module),
+            "src/{module} is missing from the layering table in tests/integration/layering.rs"
+        );
+    }
+}
