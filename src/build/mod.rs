@@ -222,6 +222,7 @@ pub async fn run<E: Executor>(
         ]),
         network: request.network.clone(),
         docker_socket: request.docker_socket,
+        tmpfs: vec![layout.tmp_dir.clone()],
     };
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
@@ -272,9 +273,9 @@ async fn run_in_container<E: Executor>(
         archive.add_tree(container_dir.trim_start_matches('/'), host_dir)?;
     }
     archive.add_scripts(&rendered.files)?;
-    let tmp = layout.tmp_dir.trim_start_matches('/');
-    archive.add_dir(&format!("{tmp}/out/var"))?;
-    archive.add_dir(&format!("{tmp}/out/expand"))?;
+    let agent = layout.agent_dir.trim_start_matches('/');
+    archive.add_dir(&format!("{agent}/out/var"))?;
+    archive.add_dir(&format!("{agent}/out/expand"))?;
     if let Some(bundle) = &request.ca_bundle {
         archive.add_host_file(environment::CA_BUNDLE_PATH.trim_start_matches('/'), bundle)?;
     }

@@ -220,7 +220,7 @@ pub(crate) async fn read_finished<E: Executor>(
     layout: &Layout,
     buildspec: &Buildspec,
 ) -> Result<Finished, StagingError> {
-    let path = format!("{}/out", layout.tmp_dir);
+    let path = format!("{}/out", layout.agent_dir);
     let spooled = staging::spool(&path, executor.download(container_id, &path).boxed()).await?;
     let dir = tempfile::tempdir().map_err(|source| StagingError::Unpack {
         path: path.clone(),

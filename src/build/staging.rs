@@ -51,6 +51,8 @@ pub enum StagingError {
 /// Builds one tar archive (extracted at `/` in the container).
 pub struct Archive {
     builder: tar::Builder<Vec<u8>>,
+    /// Directories already added: each is written once, however many files live in it.
+    dirs: std::collections::HashSet<String>,
 }
 
 impl Default for Archive {
@@ -65,7 +67,10 @@ impl Archive {
         let mut builder = tar::Builder::new(Vec::new());
         builder.follow_symlinks(false);
         builder.mode(tar::HeaderMode::Deterministic);
-        Self { builder }
+        Self {
+            builder,
+            dirs: std::collections::HashSet::new(),
+        }
     }
 
     /// Adds the host directory `dir` as `at` (a path without leading `/`).
@@ -118,6 +123,9 @@ impl Archive {
                 prefix.push('/');
             }
             prefix.push_str(part);
+            if !self.dirs.insert(prefix.clone()) {
+                continue;
+            }
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(0o755);

@@ -1,10 +1,11 @@
 //! Renders a buildspec into the scripts that run it inside the build container.
 //!
-//! CodeBuild does not keep one shell alive (B20): each command is written to its own
-//! `script.sh` that restores the saved working directory, turns on `set -a`, sources the saved
-//! environment, runs the command at line 4, and saves `export -p` and `pwd` again. A small
-//! POSIX driver runs those scripts in phase order with the transitions of B26–B32 and prints
-//! markers ([`MARKER`]) that the host turns into CodeBuild's log lines. Pure: no I/O here.
+//! CodeBuild does not keep one shell alive (B20): each command is written to `script.sh`, which
+//! restores the saved working directory, turns on `set -a`, sources the saved environment, runs
+//! the command at line 4, and saves `export -p` and `pwd` again. A small POSIX driver holds every
+//! wrapped command, writes each to `script.sh` in turn (on a tmpfs, so the per-command cost is a
+//! fork and no disk I/O), runs the phases with the transitions of B26–B32, and prints markers
+//! ([`MARKER`]) that the host turns into CodeBuild's log lines. Pure: no I/O here.
 
 use std::fmt::Write as _;
 
@@ -19,8 +20,12 @@ pub const MARKER: &str = "\u{1e}runner:";
 pub struct Layout {
     /// `$CODEBUILD_SRC_DIR`, e.g. `/codebuild/output/src123456789/src`.
     pub src_dir: String,
-    /// The agent's scratch directory, `/codebuild/output/tmp`.
+    /// The agent's scratch directory, `/codebuild/output/tmp`: `script.sh`, `env.sh`, the saved
+    /// working directory. A tmpfs, created empty when the container starts.
     pub tmp_dir: String,
+    /// Where the driver lives and leaves its results (`out/`), on the container's own
+    /// filesystem so they can be uploaded before the start and read after the exit.
+    pub agent_dir: String,
 }
 
 impl Layout {
@@ -29,6 +34,7 @@ impl Layout {
         Self {
             src_dir: format!("/codebuild/output/src{digits}/src"),
             tmp_dir: "/codebuild/output/tmp".to_owned(),
+            agent_dir: "/codebuild/output/agent".to_owned(),
         }
     }
 }
@@ -77,9 +83,8 @@ pub fn quote(text: &str) -> String {
 /// Renders `buildspec` for `layout`; `expansions` are texts to shell-expand after `post_build`
 /// (B39, B43).
 pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -> Rendered {
-    let tmp = layout.tmp_dir.trim_start_matches('/');
+    let agent = layout.agent_dir.trim_start_matches('/');
     let shell = buildspec.env.shell.program();
-    let mut files = Vec::new();
     let mut commands = vec![CommandRef {
         phase: PhaseName::Install,
         finally: false,
@@ -92,7 +97,7 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
             .and_then(|p| p.run_as.as_deref())
             .or(buildspec.run_as.as_deref())
             .unwrap_or("");
-        let mut chains: Vec<Vec<usize>> = Vec::new();
+        let mut chains: Vec<Vec<(usize, String)>> = Vec::new();
         for (finally, list) in phase
             .map(|p| [(false, &p.commands), (true, &p.finally)])
             .into_iter()
@@ -100,18 +105,12 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
         {
             let mut chain = Vec::new();
             for command in list {
-                let index = commands.len();
-                files.push(ScriptFile {
-                    path: format!("{tmp}/c/{index}/script.sh"),
-                    content: command_script(layout, &command.text),
-                    mode: 0o755,
-                });
+                chain.push((commands.len(), command_script(layout, &command.text)));
                 commands.push(CommandRef {
                     phase: phase_name,
                     finally,
                     text: command.text.clone(),
                 });
-                chain.push(index);
             }
             chains.push(chain);
         }
@@ -119,32 +118,24 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
         write_phase(&mut driver, phase_name, &chains, run_as, on_failure);
     }
     driver.push_str("m \"upload $upload\"\n");
-    driver.push_str(&format!("{shell} {}/finish.sh\n", quote(&layout.tmp_dir)));
+    let _ = writeln!(driver, "{shell} {}/finish.sh", quote(&layout.agent_dir));
     driver.push_str("m done\n");
-    files.push(ScriptFile {
-        path: format!("{tmp}/driver.sh"),
-        content: driver,
-        mode: 0o755,
-    });
-    files.push(ScriptFile {
-        path: format!("{tmp}/finish.sh"),
-        content: finish_script(buildspec, layout, &expansions),
-        mode: 0o755,
-    });
-    files.push(ScriptFile {
-        path: format!("{tmp}/env.sh"),
-        content: String::new(),
-        mode: 0o644,
-    });
-    files.push(ScriptFile {
-        path: format!("{tmp}/dir.txt"),
-        content: format!("{}\n", layout.src_dir),
-        mode: 0o644,
-    });
+    let files = vec![
+        ScriptFile {
+            path: format!("{agent}/driver.sh"),
+            content: driver,
+            mode: 0o755,
+        },
+        ScriptFile {
+            path: format!("{agent}/finish.sh"),
+            content: finish_script(buildspec, layout, &expansions),
+            mode: 0o755,
+        },
+    ];
     Rendered {
         files,
         commands,
-        entrypoint: vec!["/bin/sh".into(), format!("{}/driver.sh", layout.tmp_dir)],
+        entrypoint: vec!["/bin/sh".into(), format!("{}/driver.sh", layout.agent_dir)],
         expansions,
     }
 }
@@ -177,19 +168,22 @@ fn command_script(layout: &Layout, text: &str) -> String {
 
 fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
     let tmp = quote(&layout.tmp_dir);
+    let src = quote(&layout.src_dir);
     let mut driver = format!(
         "#!/bin/sh\n\
          # Generated by runner: the buildspec's phases with CodeBuild's transitions (B17-B32).\n\
          T={tmp}\n\
          SH={shell}\n\
          exec 2>&1 </dev/null\n\
+         mkdir -p \"$T\" && : > \"$T/env.sh\" && printf '%s\\n' {src} > \"$T/dir.txt\" || exit 97\n\
          ok=1\n\
          skip=0\n\
          upload=1\n\
          m() {{ printf '\\036runner:%s\\n' \"$*\"; }}\n\
          r() {{\n\
          \x20 m \"cmd $1\"\n\
-         \x20 if [ -n \"$2\" ]; then su -m -s \"$(command -v $SH)\" \"$2\" -c \"$SH $T/c/$1/script.sh\"; else $SH \"$T/c/$1/script.sh\"; fi\n\
+         \x20 printf '%s' \"$3\" > \"$T/script.sh\"\n\
+         \x20 if [ -n \"$2\" ]; then su -m -s \"$(command -v $SH)\" \"$2\" -c \"$SH $T/script.sh\"; else $SH \"$T/script.sh\"; fi\n\
          \x20 rc=$?\n\
          \x20 m \"end $1 $rc\"\n\
          \x20 [ \"$rc\" -eq 0 ] && return 0\n\
@@ -199,11 +193,7 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
     );
     if run_as {
         // B25: a run-as user can read the source and write the agent's state files.
-        let _ = writeln!(
-            driver,
-            "chmod -R a+rwX \"$T\"; chmod -R a+rX {}",
-            quote(&layout.src_dir)
-        );
+        let _ = writeln!(driver, "chmod -R a+rwX \"$T\"; chmod -R a+rX {src}");
     }
     driver
 }
@@ -211,7 +201,7 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
 fn write_phase(
     driver: &mut String,
     phase: PhaseName,
-    chains: &[Vec<usize>],
+    chains: &[Vec<(usize, String)>],
     run_as: &str,
     on_failure: OnFailure,
 ) {
@@ -221,8 +211,11 @@ fn write_phase(
     let _ = writeln!(driver, "  m \"phase {name}\"");
     let _ = writeln!(driver, "  f=0");
     for chain in chains.iter().filter(|chain| !chain.is_empty()) {
-        let calls: Vec<String> = chain.iter().map(|i| format!("r {i} {user}")).collect();
-        let _ = writeln!(driver, "  {{ {}; }} || f=1", calls.join(" && "));
+        let calls: Vec<String> = chain
+            .iter()
+            .map(|(index, script)| format!("r {index} {user} {}", quote(script)))
+            .collect();
+        let _ = writeln!(driver, "  {{ {}; }} || f=1", calls.join(" &&\n    "));
     }
     let transition = match (on_failure, phase) {
         (OnFailure::Continue, _)
@@ -257,7 +250,7 @@ fn finish_script(buildspec: &Buildspec, layout: &Layout, expansions: &[String]) 
         let _ = writeln!(
             script,
             "printf '%s' \"${{{name}-}}\" > {}",
-            quote(&format!("{tmp}/out/var/{name}"))
+            quote(&format!("{}/out/var/{name}", layout.agent_dir))
         );
     }
     for (index, text) in expansions.iter().enumerate() {
@@ -265,7 +258,7 @@ fn finish_script(buildspec: &Buildspec, layout: &Layout, expansions: &[String]) 
             script,
             "IFS= read -r __runner_x <<__RUNNER_EXPAND__ || true\n{text}\n__RUNNER_EXPAND__\n\
              printf '%s' \"$__runner_x\" > {}",
-            quote(&format!("{tmp}/out/expand/{index}"))
+            quote(&format!("{}/out/expand/{index}", layout.agent_dir))
         );
     }
     script
@@ -304,8 +297,7 @@ mod tests {
 
     #[test]
     fn b20_command_starts_at_line_four() {
-        let rendered = render(&spec(), &Layout::with_digits("1"), vec![]);
-        let script = &rendered.files[0].content;
+        let script = command_script(&Layout::with_digits("1"), "cd sub && FOO=bar");
         assert_eq!(script.lines().nth(3), Some("cd sub && FOO=bar"));
         assert!(script.contains("export -p >"));
     }

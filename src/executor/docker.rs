@@ -126,6 +126,12 @@ impl Executor for DockerExecutor {
             network_mode: Some(spec.network.as_docker().to_owned()),
             privileged: Some(false),
             binds: (!binds.is_empty()).then_some(binds),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                spec.tmpfs
+                    .iter()
+                    .map(|path| (path.clone(), "rw,exec,nosuid,mode=1777".to_owned()))
+                    .collect()
+            }),
             ..HostConfig::default()
         };
         let body = ContainerCreateBody {

@@ -82,6 +82,8 @@ pub struct ContainerSpec {
     pub network: NetworkMode,
     /// Docker socket access.
     pub docker_socket: DockerSocket,
+    /// Directories mounted as an empty, container-private tmpfs.
+    pub tmpfs: Vec<String>,
 }
 
 /// What an image says about itself.
