@@ -9,3 +9,4 @@ pub mod buildspec;
 pub mod cli;
 pub mod env;
 pub mod executor;
+pub mod yaml;

@@ -6,7 +6,6 @@
 mod error;
 mod model;
 mod parse;
-pub(crate) mod yaml;
 
 pub mod lint;
 pub mod script;

@@ -5,22 +5,8 @@
 //! messages can name `file:line:column`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// A position in a buildspec file, 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Location {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+pub use crate::yaml::Location;
 
 /// The shell each command runs in (B9, B21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use self::node::{Entry, child, flag, mapping, string};
 use super::error::{BuildspecError, Problem, ProblemCode};
 use super::model::{Buildspec, Location, Warning};
-use super::yaml::{self, Node};
+use crate::yaml::{self, Node};
 
 /// A buildspec that loaded, and the warnings found on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]

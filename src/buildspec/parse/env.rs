@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Ctx;
 use super::node::{Single, child, flag, mapping, string, string_items, type_error};
 use crate::buildspec::model::{Env, Location, SecretRef, Shell};
-use crate::buildspec::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeKind};
 
 /// One name defined by `variables`, `parameter-store` or `secrets-manager`.
 struct Definition {

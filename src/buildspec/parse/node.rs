@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::Ctx;
 use crate::buildspec::error::ProblemCode;
 use crate::buildspec::model::Location;
-use crate::buildspec::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeKind};
 
 /// One `key: value` pair of a mapping.
 pub(super) struct Entry<'a> {

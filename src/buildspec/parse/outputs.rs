@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::Ctx;
 use super::node::{Entry, Single, child, flag, mapping, string, string_list};
 use crate::buildspec::model::{ArtifactSpec, Artifacts, Cache, CacheAction, Location, ReportGroup};
-use crate::buildspec::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeKind};
 
 /// B45: the most report groups a project may have.
 const MAX_REPORT_GROUPS: usize = 5;

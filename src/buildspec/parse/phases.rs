@@ -7,7 +7,7 @@ use super::Ctx;
 use super::node::{child, mapping, string, type_error};
 use crate::buildspec::error::ProblemCode;
 use crate::buildspec::model::{Command, OnFailure, Phase, PhaseName};
-use crate::buildspec::yaml::{Node, NodeKind};
+use crate::yaml::{Node, NodeKind};
 
 pub(super) fn phases(cx: &mut Ctx, node: &Node) -> BTreeMap<PhaseName, Phase> {
     let mut phases = BTreeMap::new();

@@ -1,15 +1,30 @@
 //! A small YAML tree with a 1-based `line:column` on every node, built from yaml-rust2's events.
 //!
 //! Scalars keep the text the author wrote and are never re-typed, so `8080`, `1.10` and `yes`
-//! stay strings (B5). Anchors and merge keys (`<<`) are expanded here. This module knows no
-//! buildspec keys; `parse` gives the tree its meaning.
+//! stay strings (B5). Anchors and merge keys (`<<`) are expanded here. Shared by the buildspec
+//! and pipeline loaders; it knows no keys of either.
 
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
-use super::model::Location;
+use std::fmt;
+
+/// A position in a YAML file, 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
 
 /// Deeper nesting than this is refused: no buildspec needs it, and it bounds recursion.
 const MAX_DEPTH: usize = 64;
