@@ -38,6 +38,8 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
     let (layers, secret_values) = env_layers(&args)?;
     let secondary_sources = secondary_sources(&args)?;
 
+    // Resolving the commit runs `git`; do it while Docker is contacted and the image checked.
+    let head = tokio::spawn(git_head(source.clone()));
     let executor = DockerExecutor::connect()
         .await
         .context("connect to Docker")?;
@@ -57,7 +59,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
             .join(&project)
             .join(number.to_string())
     });
-    let resolved = git_head(&source).await;
+    let resolved = head.await.ok().flatten();
     let identity = BuildIdentity {
         project: project.clone(),
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -207,10 +209,10 @@ fn next_build_number(data_dir: &Path, project: &str) -> anyhow::Result<u64> {
     Ok(next)
 }
 
-async fn git_head(source: &Path) -> Option<String> {
+async fn git_head(source: PathBuf) -> Option<String> {
     let output = tokio::process::Command::new("git")
         .arg("-C")
-        .arg(source)
+        .arg(&source)
         .args(["rev-parse", "HEAD"])
         .stderr(std::process::Stdio::null())
         .output()

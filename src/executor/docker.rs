@@ -34,7 +34,6 @@ impl DockerExecutor {
             .negotiate_version()
             .await
             .map_err(ExecutorError::Connect)?;
-        docker.ping().await.map_err(ExecutorError::Connect)?;
         Ok(Self { docker })
     }
 
@@ -118,7 +117,11 @@ impl Executor for DockerExecutor {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
-        let mut binds = Vec::new();
+        let mut binds: Vec<String> = spec
+            .read_only_mounts
+            .iter()
+            .map(|(host, container)| format!("{}:{container}:ro", host.display()))
+            .collect();
         if spec.docker_socket == DockerSocket::Mounted {
             binds.push("/var/run/docker.sock:/var/run/docker.sock".to_owned());
         }

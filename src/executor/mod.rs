@@ -84,6 +84,8 @@ pub struct ContainerSpec {
     pub docker_socket: DockerSocket,
     /// Directories mounted as an empty, container-private tmpfs.
     pub tmpfs: Vec<String>,
+    /// Host directories bind-mounted read-only (only for an engine on this host).
+    pub read_only_mounts: Vec<(std::path::PathBuf, String)>,
 }
 
 /// What an image says about itself.
