@@ -4,7 +4,8 @@
 //! `<cache root>/<project>/<key>.tar`, restored at `/` before `install` and saved after the
 //! build. An entry saved under an explicit `cache.key` is never updated (B46); without a key
 //! the project's single entry is refreshed by every build. Each pattern caches the directory
-//! before its first glob character (`/root/.m2/**/*` caches `/root/.m2`).
+//! before its first glob character (`/root/.m2/**/*` caches `/root/.m2`). Paths below
+//! `$CODEBUILD_SRC_DIR` are stored relative to it, because its digits change with every build.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,27 @@ use crate::executor::Executor;
 
 /// The key used when the buildspec gives none.
 pub const DEFAULT_KEY: &str = "default";
+
+/// Stands for the build's `$CODEBUILD_SRC_DIR` at the start of a stored path.
+const SRC_DIR_TOKEN: &str = "$CODEBUILD_SRC_DIR";
+
+/// `path` (relative to `/`) with a leading source directory replaced by [`SRC_DIR_TOKEN`].
+fn portable(path: &str, src_dir: &str) -> String {
+    match path.strip_prefix(src_dir.trim_matches('/')) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{SRC_DIR_TOKEN}{rest}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The inverse of [`portable`] for a build whose source directory is `src_dir`.
+fn localize(path: &str, src_dir: &str) -> String {
+    match path.strip_prefix(SRC_DIR_TOKEN) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{}{rest}", src_dir.trim_matches('/'))
+        }
+        _ => path.to_owned(),
+    }
+}
 
 /// The on-disk file for `key`.
 pub fn entry_path(root: &Path, project: &str, key: &str) -> PathBuf {
@@ -79,6 +101,42 @@ pub fn pattern_dir(pattern: &str, src_dir: &str) -> Option<String> {
     (absolute != "/").then_some(absolute)
 }
 
+/// The tar to unpack at `/` that restores `entry` in a build whose source directory is
+/// `src_dir`.
+pub fn restore_archive(entry: &Path, src_dir: &str) -> Result<Vec<u8>, StagingError> {
+    let pack = |source| StagingError::Pack {
+        path: entry.to_owned(),
+        source,
+    };
+    let mut archive = tar::Archive::new(fs_err::File::open(entry).map_err(pack)?);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    for item in archive.entries().map_err(pack)? {
+        let mut item = item.map_err(pack)?;
+        let mut header = item.header().clone();
+        let name = localize(&item.path().map_err(pack)?.to_string_lossy(), src_dir);
+        let kind = header.entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = item.link_name().map_err(pack)?.unwrap_or_default();
+            let target = target.to_string_lossy();
+            // A hard link names another entry of the archive; a symlink is left as written.
+            let target = if kind.is_hard_link() {
+                localize(&target, src_dir)
+            } else {
+                target.into_owned()
+            };
+            builder
+                .append_link(&mut header, &name, target)
+                .map_err(pack)?;
+        } else {
+            builder
+                .append_data(&mut header, &name, &mut item)
+                .map_err(pack)?;
+        }
+    }
+    builder.into_inner().map_err(pack)
+}
+
 /// Downloads the cached directories from the container into a new entry for `key`.
 /// Returns `Ok(false)` when an explicit key's entry already exists and is kept as it is.
 pub async fn save<E: Executor>(
@@ -86,6 +144,7 @@ pub async fn save<E: Executor>(
     container_id: &str,
     entry: &Path,
     directories: &[String],
+    src_dir: &str,
     keep_existing: bool,
 ) -> Result<bool, StagingError> {
     if keep_existing && entry.is_file() {
@@ -120,12 +179,18 @@ pub async fn save<E: Executor>(
             } else {
                 format!("{parent_dir}/{name}")
             };
+            let full = portable(&full, src_dir);
             if header.entry_type().is_symlink() || header.entry_type().is_hard_link() {
                 let target = entry
                     .link_name()
                     .map_err(pack)?
                     .unwrap_or_default()
                     .into_owned();
+                let target = if header.entry_type().is_hard_link() {
+                    portable(&target.to_string_lossy(), src_dir).into()
+                } else {
+                    target
+                };
                 builder
                     .append_link(&mut header, &full, target)
                     .map_err(pack)?;
@@ -158,6 +223,24 @@ mod tests {
         );
         assert_eq!(pattern_dir("../x/*", src), None);
         assert_eq!(pattern_dir("/*", src), None);
+    }
+
+    #[test]
+    fn b46_source_paths_are_stored_relative_to_the_source_dir() {
+        let old = "/codebuild/output/src111/src";
+        let new = "/codebuild/output/src222/src";
+        let stored = portable("codebuild/output/src111/src/deps/lib.txt", old);
+        assert_eq!(stored, "$CODEBUILD_SRC_DIR/deps/lib.txt");
+        assert_eq!(
+            localize(&stored, new),
+            "codebuild/output/src222/src/deps/lib.txt"
+        );
+        assert_eq!(
+            portable("codebuild/output/src1110/src/x", old),
+            "codebuild/output/src1110/src/x"
+        );
+        assert_eq!(portable("root/.m2/x", old), "root/.m2/x");
+        assert_eq!(localize("root/.m2/x", new), "root/.m2/x");
     }
 
     #[test]

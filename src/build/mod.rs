@@ -223,6 +223,7 @@ pub async fn run<E: Executor>(
         network: request.network.clone(),
         docker_socket: request.docker_socket,
         tmpfs: vec![layout.tmp_dir.clone()],
+        read_only_mounts: Vec::new(),
     };
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
@@ -283,10 +284,7 @@ async fn run_in_container<E: Executor>(
         .upload(container_id, "/", archive.finish()?)
         .await?;
     if let Some(entry) = &cache_entry {
-        let tar = fs_err::read(entry).map_err(|source| StagingError::Pack {
-            path: entry.clone(),
-            source,
-        })?;
+        let tar = cache::restore_archive(entry, &layout.src_dir)?;
         executor.upload(container_id, "/", tar.into()).await?;
         sink(&agent_line(Utc::now(), "Cache restored"));
     }
@@ -382,11 +380,13 @@ async fn run_in_container<E: Executor>(
         let mut out = Vec::new();
         transcript.enter("UPLOAD_ARTIFACTS", Utc::now(), &mut out);
         emit(out);
+        let secondary: Vec<String> = secondary_dirs.iter().map(|(_, dir)| dir.clone()).collect();
         let result = artifacts
             .collect(
                 executor,
                 container_id,
                 layout,
+                &secondary,
                 &finished.expanded,
                 request.artifacts_out.as_deref(),
                 sink,
@@ -464,6 +464,7 @@ async fn save_cache<E: Executor>(
         container_id,
         &entry,
         &directories,
+        &layout.src_dir,
         cache.key.is_some(),
     )
     .await

@@ -2,7 +2,8 @@
 //!
 //! Names and base directories are shell-expanded inside the container after `post_build`
 //! (B39, B43), so they see the build's final environment. Artifacts are resolved against a
-//! copy of `$CODEBUILD_SRC_DIR` taken out of the container (B36), never against the last `cd`.
+//! copy of `$CODEBUILD_SRC_DIR` taken out of the container (B36), never against the last `cd`;
+//! a base directory inside a secondary source (`$CODEBUILD_SRC_DIR_<id>`) uses a copy of that.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -91,12 +92,18 @@ impl Plan {
         self.expansions.clone()
     }
 
-    /// Collects every artifact into `out_dir`; `Err` carries the CLIENT_ERROR message.
+    /// Collects every artifact into `out_dir`; `Err` carries the `CLIENT_ERROR` message.
+    /// `secondary_dirs` are the secondary sources' directories in the container.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces are all per-build"
+    )]
     pub(crate) async fn collect<E: Executor>(
         &self,
         executor: &E,
         container_id: &str,
         layout: &Layout,
+        secondary_dirs: &[String],
         expanded: &[String],
         out_dir: Option<&Path>,
         sink: &LogSink,
@@ -104,15 +111,8 @@ impl Plan {
         if self.entries.is_empty() {
             return Ok(Vec::new());
         }
-        let copy = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let stream = executor.download(container_id, &layout.src_dir).boxed();
-        let spooled = staging::spool(&layout.src_dir, stream)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        staging::unpack(&layout.src_dir, spooled.path(), copy.path()).map_err(|e| e.to_string())?;
-        let src_root = copy
-            .path()
-            .join(Path::new(&layout.src_dir).file_name().unwrap_or_default());
+        // Copies of source trees taken out of the container: (container dir, temp dir, root).
+        let mut copies: Vec<(String, tempfile::TempDir, PathBuf)> = Vec::new();
         let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
         let out_dir = out_dir.unwrap_or(scratch.path());
         let mut written = Vec::new();
@@ -126,6 +126,15 @@ impl Plan {
                 ));
                 spec.base_directory = Some(base);
             }
+            let tree = source_tree(layout, secondary_dirs, spec.base_directory.as_deref());
+            let slot = if let Some(index) = copies.iter().position(|(dir, ..)| dir == tree) {
+                index
+            } else {
+                let (copy, root) = copy_tree(executor, container_id, tree).await?;
+                copies.push((tree.to_owned(), copy, root));
+                copies.len() - 1
+            };
+            let src_root = &copies[slot].2;
             let name = entry
                 .name_index
                 .and_then(|i| expanded.get(i).cloned())
@@ -133,8 +142,8 @@ impl Plan {
             let zip = zip_path(out_dir, entry.identifier.as_deref(), name.as_deref())?;
             let identity = |text: &str| text.to_owned();
             let request = CollectRequest {
-                src_root: &src_root,
-                container_src_dir: &layout.src_dir,
+                src_root,
+                container_src_dir: tree,
                 spec: &spec,
                 expand: &identity,
                 out_zip: &zip,
@@ -178,6 +187,42 @@ impl Plan {
         }
         Ok(written)
     }
+}
+
+/// The container directory an artifact is collected from: the secondary source that holds an
+/// absolute `base_directory` (B39), else `$CODEBUILD_SRC_DIR`.
+fn source_tree<'a>(
+    layout: &'a Layout,
+    secondary_dirs: &'a [String],
+    base: Option<&str>,
+) -> &'a str {
+    let inside = |dir: &&String| {
+        base.and_then(|base| base.strip_prefix(dir.as_str()))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    secondary_dirs
+        .iter()
+        .find(inside)
+        .map_or(layout.src_dir.as_str(), String::as_str)
+}
+
+/// Copies the container directory `dir` to a new temporary directory; returns it and the copy's
+/// root.
+async fn copy_tree<E: Executor>(
+    executor: &E,
+    container_id: &str,
+    dir: &str,
+) -> Result<(tempfile::TempDir, PathBuf), String> {
+    let copy = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let stream = executor.download(container_id, dir).boxed();
+    let spooled = staging::spool(dir, stream)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    staging::unpack(dir, spooled.path(), copy.path()).map_err(|e| e.to_string())?;
+    let root = copy
+        .path()
+        .join(Path::new(dir).file_name().unwrap_or_default());
+    Ok((copy, root))
 }
 
 /// Where an artifact's ZIP goes: `<name>.zip`, or `artifacts.zip` / `<identifier>.zip`.

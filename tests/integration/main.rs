@@ -16,6 +16,12 @@ mod futureim;
 #[cfg(feature = "docker-tests")]
 mod robustness;
 #[cfg(feature = "docker-tests")]
+mod rules_artifacts;
+#[cfg(feature = "docker-tests")]
+mod rules_env;
+#[cfg(feature = "docker-tests")]
 mod rules_exec;
+#[cfg(feature = "docker-tests")]
+mod rules_load;
 #[cfg(feature = "docker-tests")]
 mod scenarios;

@@ -10,6 +10,7 @@
     reason = "helpers are shared by the test modules of this one binary"
 )]
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,6 +28,18 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A buildspec with only a `build` phase; each command is written after `- ` as given, so
+/// quote it for YAML where needed.
+pub fn build_only(commands: &[&str]) -> String {
+    let mut text = String::from("version: 0.2\nphases:\n  build:\n    commands:\n");
+    for command in commands {
+        text.push_str("      - ");
+        text.push_str(command);
+        text.push('\n');
+    }
+    text
+}
+
 /// One `runner build` invocation being prepared.
 #[must_use]
 pub struct Build {
@@ -36,6 +49,12 @@ pub struct Build {
     args: Vec<String>,
     image: String,
     project: String,
+    /// Another build's data directory, when this build shares its project state.
+    shared_data: Option<PathBuf>,
+    /// Files the build reads from outside its source tree (env files, CA bundles).
+    aside: tempfile::TempDir,
+    /// Environment variables of the runner process itself.
+    host_env: Vec<(String, String)>,
 }
 
 impl Build {
@@ -67,6 +86,9 @@ impl Build {
             artifacts: tempfile::tempdir().expect("temp dir"),
             args: vec!["--no-ca-bundle".into()],
             image: IMAGE.into(),
+            shared_data: None,
+            aside: tempfile::tempdir().expect("temp dir"),
+            host_env: Vec::new(),
         }
     }
 
@@ -95,6 +117,12 @@ impl Build {
         self.args(["--env".to_owned(), format!("{name}={value}")])
     }
 
+    /// Sets an environment variable of the runner process (e.g. `RUNNER_REGION`).
+    pub fn host_env(mut self, name: &str, value: &str) -> Self {
+        self.host_env.push((name.into(), value.into()));
+        self
+    }
+
     /// Uses another image.
     pub fn image(mut self, image: &str) -> Self {
         self.image = image.into();
@@ -119,7 +147,43 @@ impl Build {
 
     /// The data directory.
     pub fn data(&self) -> &Path {
-        self.data.path()
+        self.shared_data.as_deref().unwrap_or(self.data.path())
+    }
+
+    /// Runs as a later build of `other`'s project: same project name and data directory, so
+    /// build counters and the cache carry over. `other` must outlive this build.
+    pub fn same_project_as(mut self, other: &Build) -> Self {
+        self.project.clone_from(&other.project);
+        self.shared_data = Some(other.data().to_owned());
+        self
+    }
+
+    /// Writes a file outside the source tree and returns its path.
+    #[track_caller]
+    pub fn aside_file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.aside.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    /// Makes the source tree a git repository with one commit of everything; returns `HEAD`.
+    #[track_caller]
+    pub fn git_commit(&self) -> String {
+        let git = |args: &[&str]| {
+            let output = Command::new("git")
+                .arg("-C")
+                .arg(self.source.path())
+                .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+                .args(args)
+                .output()
+                .expect("run git");
+            assert!(output.status.success(), "git {args:?}: {output:?}");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "test"]);
+        git(&["rev-parse", "HEAD"])
     }
 
     /// The command that would run.
@@ -127,7 +191,7 @@ impl Build {
         let mut command = Command::new(runner_bin());
         command
             .arg("--data-dir")
-            .arg(self.data.path())
+            .arg(self.data())
             .arg("--runners-dir")
             .arg(repo_root().join("runners"))
             .arg("build")
@@ -140,7 +204,8 @@ impl Build {
             .arg("--artifacts-out")
             .arg(self.artifacts.path())
             .args(&self.args)
-            .env("RUST_LOG", "runner=warn");
+            .env("RUST_LOG", "runner=warn")
+            .envs(self.host_env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -324,6 +389,123 @@ impl Ran {
     /// Whether any artifact ZIP was written.
     pub fn has_artifacts(&self) -> bool {
         std::fs::read_dir(self.artifacts()).is_ok_and(|mut d| d.next().is_some())
+    }
+}
+
+impl Ran {
+    /// The text of every agent line, without `[Container] <date> <time> `.
+    pub fn agent_texts(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("[Container] "))
+            .filter_map(|rest| rest.splitn(3, ' ').nth(2))
+            .collect()
+    }
+
+    /// Asserts that these agent texts (see [`Ran::agent_texts`]) appear, whole, in this order.
+    #[track_caller]
+    pub fn agent_lines_in_order(&self, expected: &[&str]) -> &Self {
+        let texts = self.agent_texts();
+        let mut rest = texts.iter();
+        for want in expected {
+            assert!(
+                rest.any(|text| text == want),
+                "agent line {want:?} missing or out of order{}",
+                self.context()
+            );
+        }
+        self
+    }
+
+    /// Asserts that these agent texts appear one right after another.
+    #[track_caller]
+    pub fn agent_lines_adjacent(&self, expected: &[&str]) -> &Self {
+        let texts = self.agent_texts();
+        assert!(
+            texts
+                .windows(expected.len())
+                .any(|window| window == expected),
+            "agent lines {expected:#?} not adjacent{}",
+            self.context()
+        );
+        self
+    }
+
+    /// The phase table as `(name, status)` rows, in order.
+    pub fn phase_table(&self) -> Vec<(String, String)> {
+        let Some(table) = self.stdout.rsplit("\nPHASE ").next() else {
+            return Vec::new();
+        };
+        table
+            .lines()
+            .skip(1)
+            .map_while(|line| {
+                let mut words = line.split_whitespace();
+                let name = words.next()?;
+                let status = words.next()?;
+                name.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_')
+                    .then(|| (name.to_owned(), status.to_owned()))
+            })
+            .collect()
+    }
+
+    /// `exported NAME=value` lines of the summary (B13).
+    pub fn exported(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix("exported "))
+            .filter_map(|rest| rest.split_once('='))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// The value of the first output line `NAME=value` (e.g. from `env`), if any.
+    pub fn output_value(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}=");
+        self.output_lines()
+            .into_iter()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+    }
+
+    /// Like [`Ran::output_value`], but the variable must be there.
+    #[track_caller]
+    pub fn value(&self, name: &str) -> &str {
+        self.output_value(name)
+            .unwrap_or_else(|| panic!("no {name}= line{}", self.context()))
+    }
+
+    /// Files under the artifacts directory, relative and sorted.
+    pub fn artifact_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = walkdir::WalkDir::new(self.artifacts())
+            .min_depth(1)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_file())
+            .filter_map(|entry| {
+                let relative = entry.path().strip_prefix(self.artifacts()).ok()?;
+                Some(relative.to_string_lossy().into_owned())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The Unix mode stored for one ZIP entry (`0o120000` bits mark a symlink).
+    #[track_caller]
+    pub fn zip_unix_mode(&self, zip: &str, entry: &str) -> Option<u32> {
+        let file = std::fs::File::open(self.artifacts().join(zip)).expect("open zip");
+        let mut archive = zip::ZipArchive::new(file).expect("read zip");
+        let entry = archive.by_name(entry).expect("entry");
+        entry.unix_mode()
+    }
+
+    /// Asserts no container of this build's project is left.
+    #[track_caller]
+    pub fn no_leftovers(&self) -> &Self {
+        let left = leftover_containers(self.build.project());
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+        self
     }
 }
 
