@@ -12,5 +12,8 @@ pub const RUNNER_CA_BUNDLE: &str = "RUNNER_CA_BUNDLE";
 pub const RUNNER_REGION: &str = "RUNNER_REGION";
 /// Pseudo AWS account id reported to builds.
 pub const RUNNER_ACCOUNT: &str = "RUNNER_ACCOUNT";
+/// How build inputs reach containers: `mount` (bind-mount and copy; default for a local engine)
+/// or `upload` (tar through the Engine API; default when `DOCKER_HOST` is remote).
+pub const RUNNER_STAGING: &str = "RUNNER_STAGING";
 /// Log output format: `pretty` or `json`.
 pub const RUNNER_LOG_FORMAT: &str = "RUNNER_LOG_FORMAT";

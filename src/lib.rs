@@ -4,9 +4,12 @@
 //! layers, lowest first: [`buildspec`] and [`env`] (pure), [`executor`] (containers), [`build`]
 //! (one build through an executor), and [`cli`] (wiring). See `ARCHITECTURE.md`.
 
+pub mod artifacts;
 pub mod build;
 pub mod buildspec;
 pub mod cli;
 pub mod env;
 pub mod executor;
+pub mod source;
+pub mod state;
 pub mod yaml;

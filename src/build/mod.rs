@@ -32,7 +32,8 @@ use crate::executor::{
     LABEL_RUNTIMES, NetworkMode,
 };
 use mask::Masker;
-use staging::{Archive, StagingError};
+pub use staging::Staging;
+use staging::StagingError;
 use transcript::{Transcript, agent_line};
 
 /// Receives finished, masked log lines as they happen.
@@ -67,6 +68,8 @@ pub struct BuildRequest {
     pub ca_bundle: Option<PathBuf>,
     /// Where cache entries live; `None` disables caching.
     pub cache_root: Option<PathBuf>,
+    /// How inputs reach the container.
+    pub staging: Staging,
     /// Where artifact ZIPs go; `None` skips writing them.
     pub artifacts_out: Option<PathBuf>,
 }
@@ -128,7 +131,16 @@ pub async fn run<E: Executor>(
     cancel: &CancellationToken,
 ) -> Result<BuildReport, BuildError> {
     let digits = source_digits(&request.identity.uuid);
-    let layout = Layout::with_digits(&digits);
+    let secondary_dirs: Vec<(String, String)> = request
+        .secondary_sources
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.clone(), format!("/codebuild/output/src{digits}{i}/src")))
+        .collect();
+    let mut layout = Layout::with_digits(&digits);
+    if request.staging == Staging::Mount {
+        staging::mount_layout(&mut layout, &secondary_dirs);
+    }
     let artifacts = outputs::Plan::new(&request.buildspec);
     let rendered = script::render(&request.buildspec, &layout, artifacts.expansions());
     let mut masker_values = request.secret_values.clone();
@@ -149,12 +161,6 @@ pub async fn run<E: Executor>(
         &transcript,
         &format!("YAML location is {}", request.buildspec.origin),
     );
-    let secondary_dirs: Vec<(String, String)> = request
-        .secondary_sources
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (id.clone(), format!("/codebuild/output/src{digits}{i}/src")))
-        .collect();
     let env = environment::assemble(
         &request.buildspec,
         &request.identity,
@@ -211,6 +217,23 @@ pub async fn run<E: Executor>(
         );
     }
 
+    let secondary_pairs: Vec<(PathBuf, String)> = request
+        .secondary_sources
+        .iter()
+        .zip(&secondary_dirs)
+        .map(|((_, host), (_, container))| (host.clone(), container.clone()))
+        .collect();
+    let prepared = staging::prepare(
+        request.staging,
+        &layout,
+        &rendered.files,
+        &request.source_dir,
+        &secondary_pairs,
+        request
+            .ca_bundle
+            .as_deref()
+            .map(|bundle| (bundle, environment::CA_BUNDLE_PATH)),
+    )?;
     let spec = ContainerSpec {
         image: request.image.clone(),
         env,
@@ -223,7 +246,7 @@ pub async fn run<E: Executor>(
         network: request.network.clone(),
         docker_socket: request.docker_socket,
         tmpfs: vec![layout.tmp_dir.clone()],
-        read_only_mounts: Vec::new(),
+        read_only_mounts: prepared.mounts.clone(),
     };
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
@@ -233,6 +256,7 @@ pub async fn run<E: Executor>(
         &container_id,
         &layout,
         &rendered,
+        &prepared,
         &secondary_dirs,
         cache_entry,
         runtime,
@@ -258,6 +282,7 @@ async fn run_in_container<E: Executor>(
     container_id: &str,
     layout: &Layout,
     rendered: &script::Rendered,
+    prepared: &staging::Prepared,
     secondary_dirs: &[(String, String)],
     cache_entry: Option<PathBuf>,
     runtime: RuntimeCheck,
@@ -267,22 +292,9 @@ async fn run_in_container<E: Executor>(
     cancel: &CancellationToken,
 ) -> Result<BuildReport, BuildError> {
     let emit = |lines: Vec<String>| lines.iter().for_each(|line| sink(line));
-    let mut archive = Archive::new();
-    archive.add_tree(layout.src_dir.trim_start_matches('/'), &request.source_dir)?;
-    for ((_, host_dir), (_, container_dir)) in request.secondary_sources.iter().zip(secondary_dirs)
-    {
-        archive.add_tree(container_dir.trim_start_matches('/'), host_dir)?;
+    if let Some(tar) = &prepared.upload {
+        executor.upload(container_id, "/", tar.clone()).await?;
     }
-    archive.add_scripts(&rendered.files)?;
-    let agent = layout.agent_dir.trim_start_matches('/');
-    archive.add_dir(&format!("{agent}/out/var"))?;
-    archive.add_dir(&format!("{agent}/out/expand"))?;
-    if let Some(bundle) = &request.ca_bundle {
-        archive.add_host_file(environment::CA_BUNDLE_PATH.trim_start_matches('/'), bundle)?;
-    }
-    executor
-        .upload(container_id, "/", archive.finish()?)
-        .await?;
     if let Some(entry) = &cache_entry {
         let tar = cache::restore_archive(entry, &layout.src_dir)?;
         executor.upload(container_id, "/", tar.into()).await?;

@@ -198,3 +198,112 @@ pub fn unpack(path: &str, archive: &Path, dest: &Path) -> Result<(), StagingErro
     tar.set_overwrite(true);
     tar.unpack(dest).map_err(unpack)
 }
+
+/// How the build's inputs get into the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Staging {
+    /// Bind-mount the inputs read-only and let the driver copy them into place: one fewer API
+    /// round trip and no tar through the engine. Needs an engine on this host.
+    #[default]
+    Mount,
+    /// Upload a tar archive through the Engine API: works with a remote engine.
+    Upload,
+}
+
+/// Where read-only inputs are mounted in [`Staging::Mount`].
+const INPUT_DIR: &str = "/codebuild/input";
+
+/// The inputs of one build, ready for the container.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Read-only bind mounts (host path, container path).
+    pub mounts: Vec<(PathBuf, String)>,
+    /// A tar archive to upload at `/` before the start.
+    pub upload: Option<Bytes>,
+    /// Keeps the host directory holding the mounted scripts alive until the build ends.
+    _scripts: Option<tempfile::TempDir>,
+}
+
+/// Points `layout` at where [`Staging::Mount`] puts things: scripts and sources under
+/// `/codebuild/input`, copied by the driver into the usual places.
+pub fn mount_layout(
+    layout: &mut crate::buildspec::script::Layout,
+    secondary_dirs: &[(String, String)],
+) {
+    layout.script_dir = format!("{INPUT_DIR}/agent");
+    layout
+        .copies
+        .push((format!("{INPUT_DIR}/src"), layout.src_dir.clone()));
+    for (index, (_, dir)) in secondary_dirs.iter().enumerate() {
+        layout
+            .copies
+            .push((format!("{INPUT_DIR}/src{index}"), dir.clone()));
+    }
+}
+
+/// Stages the sources, the rendered scripts and the CA bundle for `staging`.
+pub fn prepare(
+    staging: Staging,
+    layout: &crate::buildspec::script::Layout,
+    files: &[ScriptFile],
+    source: &Path,
+    secondary: &[(PathBuf, String)],
+    ca_bundle: Option<(&Path, &str)>,
+) -> Result<Prepared, StagingError> {
+    match staging {
+        Staging::Upload => {
+            let mut archive = Archive::new();
+            archive.add_tree(layout.src_dir.trim_start_matches('/'), source)?;
+            for (host_dir, container_dir) in secondary {
+                archive.add_tree(container_dir.trim_start_matches('/'), host_dir)?;
+            }
+            let script_dir = layout.script_dir.trim_start_matches('/');
+            let placed: Vec<ScriptFile> = files
+                .iter()
+                .map(|file| ScriptFile {
+                    path: format!("{script_dir}/{}", file.path),
+                    ..file.clone()
+                })
+                .collect();
+            archive.add_scripts(&placed)?;
+            if let Some((bundle, at)) = ca_bundle {
+                archive.add_host_file(at.trim_start_matches('/'), bundle)?;
+            }
+            Ok(Prepared {
+                upload: Some(archive.finish()?),
+                ..Prepared::default()
+            })
+        }
+        Staging::Mount => {
+            let scripts = tempfile::Builder::new()
+                .prefix("runner-agent-")
+                .tempdir()
+                .map_err(|source| StagingError::Pack {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            for file in files {
+                let path = scripts.path().join(&file.path);
+                fs_err::write(&path, &file.content).map_err(|source| StagingError::Pack {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            let mut mounts = vec![
+                (source.to_owned(), format!("{INPUT_DIR}/src")),
+                (scripts.path().to_owned(), format!("{INPUT_DIR}/agent")),
+            ];
+            for (index, (host_dir, _)) in secondary.iter().enumerate() {
+                mounts.push((host_dir.clone(), format!("{INPUT_DIR}/src{index}")));
+            }
+            if let Some((bundle, at)) = ca_bundle {
+                mounts.push((bundle.to_owned(), at.to_owned()));
+            }
+            Ok(Prepared {
+                mounts,
+                upload: None,
+                _scripts: Some(scripts),
+            })
+        }
+    }
+}

@@ -23,9 +23,13 @@ pub struct Layout {
     /// The agent's scratch directory, `/codebuild/output/tmp`: `script.sh`, `env.sh`, the saved
     /// working directory. A tmpfs, created empty when the container starts.
     pub tmp_dir: String,
-    /// Where the driver lives and leaves its results (`out/`), on the container's own
-    /// filesystem so they can be uploaded before the start and read after the exit.
+    /// Where the driver leaves its results (`out/`), on the container's own filesystem so they
+    /// can be read after the exit.
     pub agent_dir: String,
+    /// Where `driver.sh` and `finish.sh` are placed (uploaded or bind-mounted).
+    pub script_dir: String,
+    /// Read-only inputs the driver copies into place before the first phase: `(from, to)`.
+    pub copies: Vec<(String, String)>,
 }
 
 impl Layout {
@@ -35,6 +39,8 @@ impl Layout {
             src_dir: format!("/codebuild/output/src{digits}/src"),
             tmp_dir: "/codebuild/output/tmp".to_owned(),
             agent_dir: "/codebuild/output/agent".to_owned(),
+            script_dir: "/codebuild/output/agent".to_owned(),
+            copies: Vec::new(),
         }
     }
 }
@@ -50,10 +56,10 @@ pub struct CommandRef {
     pub text: String,
 }
 
-/// A file to place in the container, path relative to `/`.
+/// A file to place in the container's [`Layout::script_dir`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptFile {
-    /// Path without the leading `/`.
+    /// File name.
     pub path: String,
     /// Content.
     pub content: String,
@@ -83,7 +89,6 @@ pub fn quote(text: &str) -> String {
 /// Renders `buildspec` for `layout`; `expansions` are texts to shell-expand after `post_build`
 /// (B39, B43).
 pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -> Rendered {
-    let agent = layout.agent_dir.trim_start_matches('/');
     let shell = buildspec.env.shell.program();
     let mut commands = vec![CommandRef {
         phase: PhaseName::Install,
@@ -118,16 +123,16 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
         write_phase(&mut driver, phase_name, &chains, run_as, on_failure);
     }
     driver.push_str("m \"upload $upload\"\n");
-    let _ = writeln!(driver, "{shell} {}/finish.sh", quote(&layout.agent_dir));
+    let _ = writeln!(driver, "{shell} {}/finish.sh", quote(&layout.script_dir));
     driver.push_str("m done\n");
     let files = vec![
         ScriptFile {
-            path: format!("{agent}/driver.sh"),
+            path: "driver.sh".to_owned(),
             content: driver,
             mode: 0o755,
         },
         ScriptFile {
-            path: format!("{agent}/finish.sh"),
+            path: "finish.sh".to_owned(),
             content: finish_script(buildspec, layout, &expansions),
             mode: 0o755,
         },
@@ -135,7 +140,7 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
     Rendered {
         files,
         commands,
-        entrypoint: vec!["/bin/sh".into(), format!("{}/driver.sh", layout.agent_dir)],
+        entrypoint: vec!["/bin/sh".into(), format!("{}/driver.sh", layout.script_dir)],
         expansions,
     }
 }
@@ -190,6 +195,16 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
          \x20 if [ \"$ok\" = 1 ]; then ok=0; printf \"export CODEBUILD_BUILD_SUCCEEDING='0'\\n\" >> \"$T/env.sh\"; fi\n\
          \x20 return \"$rc\"\n\
          }}\n"
+    );
+    let agent = quote(&layout.agent_dir);
+    let mut setup = format!("mkdir -p {agent}/out/var {agent}/out/expand");
+    for (from, to) in &layout.copies {
+        let (from, to) = (quote(&format!("{from}/.")), quote(to));
+        let _ = write!(setup, " && mkdir -p {to} && cp -a {from} {to}");
+    }
+    let _ = writeln!(
+        driver,
+        "{setup} || {{ echo 'runner: could not stage the build inputs'; exit 97; }}"
     );
     if run_as {
         // B25: a run-as user can read the source and write the agent's state files.

@@ -95,6 +95,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         timeout: args.timeout,
         ca_bundle: ca_bundle(&args),
         cache_root: Some(settings.data_dir.join("cache")),
+        staging: settings.staging,
         artifacts_out: Some(artifacts_out),
     };
     let cancel = CancellationToken::new();

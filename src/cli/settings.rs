@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::args::GlobalArgs;
+use crate::build::Staging;
 use crate::env;
 
 /// Settings shared by every command.
@@ -18,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) region: String,
     /// Pseudo account for builds.
     pub(crate) account: String,
+    /// How build inputs reach containers.
+    pub(crate) staging: Staging,
 }
 
 impl Settings {
@@ -32,7 +35,29 @@ impl Settings {
             runners_dir: global.runners_dir.clone(),
             region: std::env::var(env::RUNNER_REGION).unwrap_or_else(|_| "us-east-1".into()),
             account: std::env::var(env::RUNNER_ACCOUNT).unwrap_or_else(|_| "000000000000".into()),
+            staging: staging()?,
         })
+    }
+}
+
+/// `RUNNER_STAGING=mount|upload`; by default, mount when the engine is on this host.
+fn staging() -> anyhow::Result<Staging> {
+    match std::env::var(env::RUNNER_STAGING).ok().as_deref() {
+        Some("mount") => Ok(Staging::Mount),
+        Some("upload") => Ok(Staging::Upload),
+        Some(other) => anyhow::bail!(
+            "{} must be mount or upload, not {other}",
+            env::RUNNER_STAGING
+        ),
+        None => {
+            let remote = std::env::var("DOCKER_HOST")
+                .is_ok_and(|host| !host.is_empty() && !host.starts_with("unix://"));
+            Ok(if remote {
+                Staging::Upload
+            } else {
+                Staging::Mount
+            })
+        }
     }
 }
 

@@ -8,7 +8,29 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("env", &["yaml", "buildspec", "executor", "build", "cli"]),
     ("yaml", &["env", "buildspec", "executor", "build", "cli"]),
     ("buildspec", &["executor", "build", "cli"]),
-    ("executor", &["buildspec", "build", "cli"]),
+    (
+        "executor",
+        &["buildspec", "build", "cli", "state", "artifacts"],
+    ),
+    (
+        "source",
+        &[
+            "buildspec",
+            "executor",
+            "build",
+            "cli",
+            "state",
+            "artifacts",
+        ],
+    ),
+    (
+        "state",
+        &["buildspec", "executor", "build", "cli", "artifacts"],
+    ),
+    (
+        "artifacts",
+        &["buildspec", "executor", "build", "cli", "state"],
+    ),
     ("build", &["cli"]),
 ];
 

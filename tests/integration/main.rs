@@ -25,3 +25,5 @@ mod rules_exec;
 mod rules_load;
 #[cfg(feature = "docker-tests")]
 mod scenarios;
+#[cfg(feature = "docker-tests")]
+mod staging;
