@@ -15,5 +15,7 @@ pub const RUNNER_ACCOUNT: &str = "RUNNER_ACCOUNT";
 /// How build inputs reach containers: `mount` (bind-mount and copy; default for a local engine)
 /// or `upload` (tar through the Engine API; default when `DOCKER_HOST` is remote).
 pub const RUNNER_STAGING: &str = "RUNNER_STAGING";
+/// Base URL that `owner/name` repositories resolve against (default `https://github.com`).
+pub const RUNNER_GITHUB_BASE: &str = "RUNNER_GITHUB_BASE";
 /// Log output format: `pretty` or `json`.
 pub const RUNNER_LOG_FORMAT: &str = "RUNNER_LOG_FORMAT";

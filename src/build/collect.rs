@@ -376,10 +376,6 @@ type Planned = (usize, String, Option<String>, Option<u32>);
 /// Every entry is checked before anything is written: a name that is absolute or has a `..`, an
 /// entry beneath a symlink entry, or a symlink that resolves outside `dest` is refused. Directory
 /// entries are not needed (a file's directories are created for it) and are ignored.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "for the pipeline engine, not written yet")
-)]
 pub(crate) fn extract_zip(zip: &Path, dest: &Path) -> Result<Vec<String>, CollectError> {
     let file = fs_err::File::open(zip).map_err(CollectError::Io)?;
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(CollectError::zip(zip))?;

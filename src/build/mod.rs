@@ -6,7 +6,7 @@
 //! always removes the container it created, whatever happened.
 
 pub mod cache;
-mod collect;
+pub(crate) mod collect;
 pub mod environment;
 pub mod mask;
 mod outputs;
@@ -70,6 +70,8 @@ pub struct BuildRequest {
     pub cache_root: Option<PathBuf>,
     /// How inputs reach the container.
     pub staging: Staging,
+    /// Extra container labels (a pipeline execution labels its builds with its id).
+    pub labels: BTreeMap<String, String>,
     /// Where artifact ZIPs go; `None` skips writing them.
     pub artifacts_out: Option<PathBuf>,
 }
@@ -239,10 +241,15 @@ pub async fn run<E: Executor>(
         env,
         command: rendered.entrypoint.clone(),
         user: Some("0".into()),
-        labels: BTreeMap::from([
-            (LABEL_RUN_ID.to_owned(), request.identity.build_id()),
-            (LABEL_JOB.to_owned(), request.identity.project.clone()),
-        ]),
+        labels: request
+            .labels
+            .clone()
+            .into_iter()
+            .chain([
+                (LABEL_RUN_ID.to_owned(), request.identity.build_id()),
+                (LABEL_JOB.to_owned(), request.identity.project.clone()),
+            ])
+            .collect(),
         network: request.network.clone(),
         docker_socket: request.docker_socket,
         tmpfs: vec![layout.tmp_dir.clone()],

@@ -37,11 +37,130 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run one buildspec in a container, like CodeBuild's local agent.
     Build(Box<BuildArgs>),
-    /// Check a buildspec file without running it: errors and lint warnings.
+    /// Check a buildspec or pipeline file without running it: errors and lint warnings.
     Validate(ValidateArgs),
     /// Manage runner images.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Run a pipeline once: fetch the source, then every stage.
+    Run(RunArgs),
+    /// Re-run one stage of an execution with the same revision and upstream artifacts.
+    Retry(RetryArgs),
+    /// Show an execution (the newest by default).
+    Status(StatusArgs),
+    /// List executions, newest first.
+    List(ListArgs),
+    /// Print an execution's build logs.
+    Logs(LogsArgs),
+    /// Approve (or reject) a manual approval action.
+    Approve(ApproveArgs),
+    /// Stop a running execution: running builds are stopped, nothing new starts.
+    Cancel(CancelArgs),
+    /// Print a pipeline's plan as a tree, DOT or Mermaid.
+    Graph(GraphArgs),
+}
+
+/// `runner run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline file.
+    #[arg(long, short)]
+    pub pipeline: PathBuf,
+    /// Commit or branch to build instead of the pipeline's branch.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Build this directory instead of fetching the repository.
+    #[arg(long)]
+    pub source_dir: Option<PathBuf>,
+    /// Pipeline variable override NAME=VALUE (P33).
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
+    /// How many actions may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Stop the execution after this long, e.g. 2h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `runner retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Pipeline file.
+    #[arg(long, short, default_value = "pipelines/futureim.yml")]
+    pub pipeline: PathBuf,
+    /// The stage to retry.
+    #[arg(long)]
+    pub stage: String,
+    /// Execution id [default: the latest one where that stage failed or stopped].
+    #[arg(long)]
+    pub execution: Option<String>,
+    /// Re-run every action of the stage (`ALL_ACTIONS`), not only the failed ones.
+    #[arg(long)]
+    pub all_actions: bool,
+    /// How many actions may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+}
+
+/// `runner status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Execution id [default: the newest].
+    pub execution: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `runner list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this pipeline's executions.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+/// `runner logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Execution id.
+    pub execution: String,
+    /// Only this action (`stage.action` or `action`).
+    #[arg(long)]
+    pub action: Option<String>,
+}
+
+/// `runner approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Execution id.
+    pub execution: String,
+    /// `stage/action` of the approval action.
+    pub target: String,
+    /// Reject instead, with this reason.
+    #[arg(long)]
+    pub reject: Option<String>,
+}
+
+/// `runner cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Execution id.
+    pub execution: String,
+}
+
+/// `runner graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid"])]
+    pub format: String,
 }
 
 /// `runner build`.
@@ -97,7 +216,7 @@ pub struct BuildArgs {
 /// `runner validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Buildspec file to check.
+    /// Buildspec or pipeline file to check (a file with `stages:` is a pipeline).
     pub file: PathBuf,
 }
 

@@ -96,6 +96,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         ca_bundle: ca_bundle(&args),
         cache_root: Some(settings.data_dir.join("cache")),
         staging: settings.staging,
+        labels: std::collections::BTreeMap::new(),
         artifacts_out: Some(artifacts_out),
     };
     let cancel = CancellationToken::new();
@@ -224,7 +225,7 @@ async fn git_head(source: PathBuf) -> Option<String> {
 }
 
 /// First Ctrl-C (or SIGTERM) stops the build cleanly; a second one exits at once.
-fn watch_interrupts(cancel: CancellationToken) {
+pub(crate) fn watch_interrupts(cancel: CancellationToken) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -3,11 +3,18 @@
 //! Only this module prints, and only this module uses `anyhow`. Exit codes follow ripgrep:
 //! 0 success, 1 a build ran and did not succeed, 2 the runner itself failed, 130 interrupted.
 
+mod approvals;
 mod args;
 mod build;
+mod control;
 mod images;
+mod recorder;
 mod report;
+mod retry;
+mod run;
 mod settings;
+mod source_step;
+mod status;
 mod telemetry;
 mod validate;
 
@@ -68,5 +75,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Build(args) => build::run(&settings, *args).await,
         Command::Validate(args) => Ok(validate::run(&args)),
         Command::Images(ImagesCommand::Build(args)) => images::build(&settings, &args).await,
+        Command::Run(args) => run::run(&settings, &args).await,
+        Command::Retry(args) => retry::retry(&settings, &args).await,
+        Command::Status(args) => status::status(&settings, &args).await,
+        Command::List(args) => status::list(&settings, &args).await,
+        Command::Logs(args) => status::logs(&settings, &args).await,
+        Command::Approve(args) => control::approve(&settings, &args),
+        Command::Cancel(args) => control::cancel(&settings, &args),
+        Command::Graph(args) => control::graph(&args),
     }
 }

@@ -21,6 +21,10 @@ pub(crate) struct Settings {
     pub(crate) account: String,
     /// How build inputs reach containers.
     pub(crate) staging: Staging,
+    /// Base URL for `owner/name` repositories (tests point it at a local server).
+    pub(crate) github_base: String,
+    /// Host CA bundle for build containers (`$SSL_CERT_FILE` when set).
+    pub(crate) ca_bundle: Option<PathBuf>,
 }
 
 impl Settings {
@@ -36,6 +40,12 @@ impl Settings {
             region: std::env::var(env::RUNNER_REGION).unwrap_or_else(|_| "us-east-1".into()),
             account: std::env::var(env::RUNNER_ACCOUNT).unwrap_or_else(|_| "000000000000".into()),
             staging: staging()?,
+            github_base: std::env::var(env::RUNNER_GITHUB_BASE)
+                .unwrap_or_else(|_| crate::source::DEFAULT_GITHUB_BASE.to_owned()),
+            ca_bundle: std::env::var_os(env::RUNNER_CA_BUNDLE)
+                .or_else(|| std::env::var_os("SSL_CERT_FILE"))
+                .map(PathBuf::from)
+                .filter(|path| path.is_file()),
         })
     }
 }

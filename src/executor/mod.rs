@@ -20,6 +20,8 @@ pub use docker::DockerExecutor;
 pub const LABEL_RUN_ID: &str = "runner.run-id";
 /// Label put on every container we create, holding the job (action or project) name.
 pub const LABEL_JOB: &str = "runner.job";
+/// Label put on the containers of a pipeline execution, holding the execution id.
+pub const LABEL_EXECUTION: &str = "runner.execution";
 /// Image label listing the runtimes an image provides, e.g. `python=3.11 java=17`.
 pub const LABEL_RUNTIMES: &str = "runner.runtimes";
 

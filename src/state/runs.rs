@@ -1,5 +1,7 @@
 //! Stage and action attempts, phases, and the questions a retry asks (P36, P37).
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -177,6 +179,34 @@ impl Store {
             require_action_run(&transaction, action_run)?;
             upsert_phase(&transaction, action_run, &phase).during(operation)?;
             transaction.commit().during(operation)
+        })
+        .await
+    }
+
+    /// Sets the log file and build id of a started action attempt (known only once it runs).
+    pub async fn set_action_details(
+        &self,
+        action_run: ActionRunId,
+        log_path: Option<PathBuf>,
+        build_id: Option<String>,
+    ) -> Result<(), StateError> {
+        let operation = "record action details";
+        let log_path = super::path_text(log_path.as_deref())?;
+        self.call(operation, move |connection, _| {
+            let changed = connection
+                .execute(
+                    "UPDATE action_runs SET log_path = COALESCE(?2, log_path), \
+                     build_id = COALESCE(?3, build_id) WHERE id = ?1",
+                    params![action_run.0, log_path, build_id],
+                )
+                .during(operation)?;
+            if changed == 0 {
+                return Err(StateError::NotFound {
+                    what: "action attempt",
+                    id: action_run.to_string(),
+                });
+            }
+            Ok(())
         })
         .await
     }

@@ -5,12 +5,74 @@ use std::path::Path;
 
 /// Module, then the modules it must not name.
 const FORBIDDEN: &[(&str, &[&str])] = &[
-    ("env", &["yaml", "buildspec", "executor", "build", "cli"]),
-    ("yaml", &["env", "buildspec", "executor", "build", "cli"]),
-    ("buildspec", &["executor", "build", "cli"]),
+    (
+        "env",
+        &[
+            "yaml",
+            "buildspec",
+            "pipeline",
+            "dag",
+            "executor",
+            "build",
+            "cli",
+        ],
+    ),
+    (
+        "yaml",
+        &[
+            "env",
+            "buildspec",
+            "pipeline",
+            "dag",
+            "executor",
+            "build",
+            "cli",
+        ],
+    ),
+    (
+        "buildspec",
+        &["pipeline", "dag", "executor", "build", "engine", "cli"],
+    ),
+    (
+        "pipeline",
+        &[
+            "buildspec",
+            "dag",
+            "executor",
+            "build",
+            "engine",
+            "source",
+            "state",
+            "artifacts",
+            "cli",
+        ],
+    ),
+    (
+        "dag",
+        &[
+            "buildspec",
+            "executor",
+            "build",
+            "engine",
+            "source",
+            "state",
+            "artifacts",
+            "cli",
+        ],
+    ),
     (
         "executor",
-        &["buildspec", "build", "cli", "state", "artifacts"],
+        &[
+            "buildspec",
+            "pipeline",
+            "dag",
+            "build",
+            "engine",
+            "cli",
+            "state",
+            "artifacts",
+            "source",
+        ],
     ),
     (
         "source",
@@ -18,6 +80,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "buildspec",
             "executor",
             "build",
+            "engine",
             "cli",
             "state",
             "artifacts",
@@ -25,17 +88,34 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     (
         "state",
-        &["buildspec", "executor", "build", "cli", "artifacts"],
+        &[
+            "buildspec",
+            "executor",
+            "build",
+            "engine",
+            "cli",
+            "artifacts",
+            "source",
+        ],
     ),
     (
         "artifacts",
-        &["buildspec", "executor", "build", "cli", "state"],
+        &[
+            "buildspec",
+            "executor",
+            "build",
+            "engine",
+            "cli",
+            "state",
+            "source",
+        ],
     ),
-    ("build", &["cli"]),
+    ("build", &["engine", "cli", "state", "source"]),
+    ("engine", &["cli", "state", "source"]),
 ];
 
 /// Pure modules: no tokio, bollard or process spawning.
-const PURE: &[&str] = &["env", "yaml", "buildspec"];
+const PURE: &[&str] = &["env", "yaml", "buildspec", "pipeline", "dag"];
 
 fn sources(module: &str) -> Vec<(String, String)> {
     let root = crate::support::repo_root().join("src");

@@ -1,0 +1,88 @@
+//! Manual approvals and cancel requests between processes, as small files in the data dir.
+//!
+//! `runner approve` / `runner cancel` write `<data>/requests/<execution>/<name>`; the running
+//! execution polls for them. Files keep the two processes independent of each other's lifetime.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Approval, ApprovalGate, RunId};
+
+/// How often a waiting execution looks for an answer.
+const POLL: Duration = Duration::from_millis(300);
+
+/// The request directory of one execution.
+pub(crate) fn requests_dir(data_dir: &std::path::Path, run: &str) -> PathBuf {
+    data_dir.join("requests").join(run)
+}
+
+/// The answer file for `stage/action`.
+pub(crate) fn approval_file(
+    data_dir: &std::path::Path,
+    run: &str,
+    stage: &str,
+    action: &str,
+) -> PathBuf {
+    requests_dir(data_dir, run).join(format!("approve.{stage}.{action}"))
+}
+
+/// The cancel request file of an execution.
+pub(crate) fn cancel_file(data_dir: &std::path::Path, run: &str) -> PathBuf {
+    requests_dir(data_dir, run).join("cancel")
+}
+
+/// Approvals answered by `runner approve`.
+pub(crate) struct FileApprovals {
+    /// The data directory.
+    pub(crate) data_dir: PathBuf,
+}
+
+impl ApprovalGate for FileApprovals {
+    fn wait(
+        &self,
+        run: &RunId,
+        stage: &str,
+        action: &str,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Approval> {
+        let path = approval_file(&self.data_dir, &run.0, stage, action);
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                if let Ok(answer) = fs_err::tokio::read_to_string(&path).await {
+                    return match answer.trim().strip_prefix("rejected") {
+                        Some(reason) => {
+                            Approval::Rejected(reason.trim_start_matches(':').trim().to_owned())
+                        }
+                        None => Approval::Approved,
+                    };
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Approval::Rejected("the approval timed out".into());
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+    }
+}
+
+/// Cancels `token` when `runner cancel` asks for this execution.
+pub(crate) fn watch_cancel_requests(data_dir: PathBuf, run: String, token: CancellationToken) {
+    tokio::spawn(async move {
+        let path = cancel_file(&data_dir, &run);
+        loop {
+            if path.exists() {
+                tracing::warn!(execution = run, "cancel requested");
+                token.cancel();
+                return;
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,65 @@
+//! `runner approve`, `runner cancel` and `runner graph`: small commands around executions.
+
+use anyhow::{Context as _, bail};
+
+use super::Outcome;
+use super::approvals;
+use super::args::{ApproveArgs, CancelArgs, GraphArgs};
+use super::run;
+use super::settings::Settings;
+
+/// Writes `path` atomically (temp file, then rename), creating its directory.
+fn write_request(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    let dir = path.parent().context("a request path has a parent")?;
+    fs_err::create_dir_all(dir).context("create the request directory")?;
+    let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+    fs_err::write(&temp, content).context("write the request")?;
+    fs_err::rename(&temp, path).context("write the request")?;
+    Ok(())
+}
+
+/// Runs `runner approve`.
+#[expect(
+    clippy::print_stdout,
+    reason = "the confirmation is this command's output"
+)]
+pub(crate) fn approve(settings: &Settings, args: &ApproveArgs) -> anyhow::Result<Outcome> {
+    let Some((stage, action)) = args.target.split_once('/') else {
+        bail!("expected STAGE/ACTION, got {:?}", args.target);
+    };
+    let path = approvals::approval_file(&settings.data_dir, &args.execution, stage, action);
+    let answer = match &args.reject {
+        Some(reason) => format!("rejected: {reason}"),
+        None => "approved".to_owned(),
+    };
+    write_request(&path, &answer)?;
+    println!("{stage}/{action} of {}: {answer}", args.execution);
+    Ok(Outcome::Success)
+}
+
+/// Runs `runner cancel`.
+#[expect(
+    clippy::print_stdout,
+    reason = "the confirmation is this command's output"
+)]
+pub(crate) fn cancel(settings: &Settings, args: &CancelArgs) -> anyhow::Result<Outcome> {
+    write_request(
+        &approvals::cancel_file(&settings.data_dir, &args.execution),
+        "cancel",
+    )?;
+    println!("cancel requested for {}", args.execution);
+    Ok(Outcome::Success)
+}
+
+/// Runs `runner graph`.
+#[expect(clippy::print_stdout, reason = "the graph is this command's output")]
+pub(crate) fn graph(args: &GraphArgs) -> anyhow::Result<Outcome> {
+    let (_pipeline, plan) = run::load_pipeline(&args.pipeline)?;
+    let text = match args.format.as_str() {
+        "dot" => plan.to_dot(),
+        "mermaid" => plan.to_mermaid(),
+        _ => plan.to_text(),
+    };
+    print!("{text}");
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,257 @@
+//! The state recorder and console reporter: subscribers of the engine's [`RunEvent`]s.
+//!
+//! The engine never writes to the database (STYLE B2); this task does, one event at a time, and
+//! appends each action's log lines to `<data>/logs/<execution>/<stage>.<action>.<attempt>.log`.
+//! It also prints progress and every log line, prefixed by its action, to stdout.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::engine::{ActionStatus, RunEvent, RunEventKind, RunStatus};
+use crate::pipeline::{ActionId, Pipeline};
+use crate::state::{
+    self, ActionRunId, ExecutionId, ExecutionStatus, NewActionRun, NewArtifact, PhaseStatus,
+    RetryMode, StageStatus, Store,
+};
+
+/// Records one execution's events until it finishes.
+pub(crate) struct Recorder {
+    store: Store,
+    pipeline: Arc<Pipeline>,
+    execution: ExecutionId,
+    logs_dir: PathBuf,
+    retry: Option<(usize, RetryMode)>,
+    stage_attempts: HashMap<usize, u32>,
+    actions: HashMap<ActionId, (ActionRunId, fs_err::File)>,
+    quiet: bool,
+}
+
+impl Recorder {
+    /// A recorder for `execution`; `retry` names the retried stage and its mode.
+    pub(crate) fn new(
+        store: Store,
+        pipeline: Arc<Pipeline>,
+        execution: ExecutionId,
+        logs_dir: PathBuf,
+        retry: Option<(usize, RetryMode)>,
+    ) -> Self {
+        Self {
+            store,
+            pipeline,
+            execution,
+            logs_dir,
+            retry,
+            stage_attempts: HashMap::new(),
+            actions: HashMap::new(),
+            quiet: false,
+        }
+    }
+
+    /// Records events until the channel closes; returns the execution's final status.
+    pub(crate) async fn record(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<RunEvent>,
+    ) -> anyhow::Result<Option<RunStatus>> {
+        let mut last = None;
+        while let Some(event) = events.recv().await {
+            if let RunEventKind::RunFinished { status } = &event.kind {
+                last = Some(*status);
+            }
+            self.handle(event).await?;
+        }
+        Ok(last)
+    }
+
+    fn name(&self, id: ActionId) -> String {
+        self.pipeline.qualified_name(id)
+    }
+
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    async fn handle(&mut self, event: RunEvent) -> anyhow::Result<()> {
+        let at = event.at;
+        match event.kind {
+            RunEventKind::RunStarted => {}
+            RunEventKind::StageStarted { stage } => {
+                let name = self.pipeline.stages[stage].name.clone();
+                let mode = self.retry.filter(|(s, _)| *s == stage).map(|(_, m)| m);
+                let attempt = self
+                    .store
+                    .start_stage_attempt(&self.execution, &name, mode, at)
+                    .await
+                    .with_context(|| format!("record the start of stage {name}"))?;
+                self.stage_attempts.insert(stage, attempt);
+                println!("==> stage {name} started");
+            }
+            RunEventKind::ActionStarted { action } => {
+                let stage = self.pipeline.stages[action.stage].name.clone();
+                let action_name = self.pipeline.stages[action.stage].actions[action.action]
+                    .name
+                    .clone();
+                let stage_attempt = self.stage_attempts.get(&action.stage).copied().unwrap_or(1);
+                let dir = self.logs_dir.join(self.execution.as_str());
+                fs_err::create_dir_all(&dir).context("create the log directory")?;
+                let attempt = self
+                    .store
+                    .start_action_attempt(NewActionRun {
+                        execution_id: self.execution.clone(),
+                        stage: stage.clone(),
+                        stage_attempt,
+                        action: action_name.clone(),
+                        build_id: None,
+                        build_number: None,
+                        log_path: None,
+                        started_at: at,
+                    })
+                    .await
+                    .with_context(|| format!("record the start of {stage}.{action_name}"))?;
+                let path = dir.join(format!("{stage}.{action_name}.{}.log", attempt.attempt));
+                let file = fs_err::File::create(&path).context("create the action's log file")?;
+                self.store
+                    .set_action_details(attempt.id, Some(path), None)
+                    .await
+                    .context("record the log path")?;
+                self.actions.insert(action, (attempt.id, file));
+                println!(
+                    "==> {stage}.{action_name} started (attempt {})",
+                    attempt.attempt
+                );
+            }
+            RunEventKind::ActionLog { action, line } => {
+                if let Some((_, file)) = self.actions.get_mut(&action) {
+                    writeln!(file, "{line}").context("write the action's log")?;
+                }
+                if !self.quiet {
+                    println!("[{}] {line}", self.name(action));
+                }
+            }
+            RunEventKind::ActionFinished { action, outcome } => {
+                let Some((run, _file)) = self.actions.remove(&action) else {
+                    return Ok(());
+                };
+                let status = match outcome.status {
+                    ActionStatus::Succeeded => state::ActionStatus::Succeeded,
+                    ActionStatus::Failed => state::ActionStatus::Failed,
+                    ActionStatus::Stopped => state::ActionStatus::Stopped,
+                };
+                let phases = outcome.phases.iter().map(phase_record).collect();
+                self.store
+                    .finish_action(
+                        run,
+                        state::ActionOutcome {
+                            status,
+                            exit_code: None,
+                            error: outcome.error.clone(),
+                            phases,
+                            ended_at: at,
+                        },
+                    )
+                    .await
+                    .context("record the end of an action")?;
+                if let Some(build_id) = &outcome.build_id {
+                    self.store
+                        .set_action_details(run, None, Some(build_id.clone()))
+                        .await
+                        .context("record the build id")?;
+                }
+                for (name, reference) in &outcome.outputs.artifacts {
+                    self.store
+                        .record_artifact(
+                            run,
+                            NewArtifact {
+                                name: name.clone(),
+                                digest: reference.digest.to_string(),
+                                size: reference.size,
+                                location: "local".into(),
+                                created_at: at,
+                            },
+                        )
+                        .await
+                        .context("record an artifact")?;
+                }
+                let namespace = self
+                    .pipeline
+                    .action(action)
+                    .and_then(|a| a.namespace.clone());
+                if let Some(namespace) = namespace.filter(|_| !outcome.outputs.variables.is_empty())
+                {
+                    self.store
+                        .set_variables(
+                            &self.execution,
+                            &namespace,
+                            Some(run),
+                            outcome.outputs.variables.clone(),
+                        )
+                        .await
+                        .context("record output variables")?;
+                }
+                let detail = outcome
+                    .error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!(": {e}"));
+                println!(
+                    "==> {} {}{detail}",
+                    self.name(action),
+                    outcome.status.as_str()
+                );
+            }
+            RunEventKind::StageFinished { stage, status } => {
+                let name = self.pipeline.stages[stage].name.clone();
+                let attempt = self.stage_attempts.get(&stage).copied().unwrap_or(1);
+                self.store
+                    .finish_stage(&self.execution, &name, attempt, stage_status(status), at)
+                    .await
+                    .context("record the end of a stage")?;
+                println!("==> stage {name} {}", status.as_str());
+            }
+            RunEventKind::RunFinished { status } => {
+                let status = match status {
+                    RunStatus::Succeeded => ExecutionStatus::Succeeded,
+                    RunStatus::Failed => ExecutionStatus::Failed,
+                    RunStatus::Stopped => ExecutionStatus::Stopped,
+                };
+                self.store
+                    .set_execution_status(&self.execution, status, None, at)
+                    .await
+                    .context("record the end of the execution")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stage_status(status: RunStatus) -> StageStatus {
+    match status {
+        RunStatus::Succeeded => StageStatus::Succeeded,
+        RunStatus::Failed => StageStatus::Failed,
+        RunStatus::Stopped => StageStatus::Stopped,
+    }
+}
+
+fn phase_record(phase: &crate::build::PhaseRecord) -> state::Phase {
+    use crate::build::Status;
+    state::Phase {
+        name: phase.name.clone(),
+        status: match phase.status {
+            Status::Succeeded => PhaseStatus::Succeeded,
+            Status::Failed => PhaseStatus::Failed,
+            Status::Fault => PhaseStatus::Fault,
+            Status::TimedOut => PhaseStatus::TimedOut,
+            Status::Stopped => PhaseStatus::Stopped,
+            Status::InProgress => PhaseStatus::InProgress,
+        },
+        started_at: phase.started,
+        ended_at: phase.ended,
+        context: phase
+            .context
+            .clone()
+            .map(|(code, message)| state::PhaseContext { code, message }),
+    }
+}

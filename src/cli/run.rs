@@ -1,0 +1,341 @@
+//! `runner run`: one execution of a pipeline, from the source stage to the last stage.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Outcome;
+use super::approvals::{self, FileApprovals};
+use super::args::RunArgs;
+use super::recorder::Recorder;
+use super::settings::Settings;
+use super::source_step::{self, SourceOptions};
+use crate::artifacts::LocalArtifactStore;
+use crate::dag::Plan;
+use crate::engine::{
+    self, ActionOutputs, BuildCounter, BuildSettings, ExecutionRequest, RunId, RunStatus,
+};
+use crate::executor::{DockerExecutor, Executor as _, LABEL_EXECUTION, images};
+use crate::pipeline::{self, ActionId, ActionKind, Pipeline};
+use crate::state::{
+    self, ExecutionId, NewActionRun, NewArtifact, NewExecution, RetryMode, SourceRevision,
+    StageStatus, Store, Trigger, TriggerKind,
+};
+
+/// The namespace under which an execution's pipeline-level variables are stored, so a retry
+/// resolves `#{variables.X}` as the first attempt did.
+pub(crate) const PIPELINE_VARIABLES: &str = "variables";
+
+/// Everything an execution needs from this machine.
+pub(crate) struct Workspace {
+    /// State database.
+    pub(crate) store: Store,
+    /// Artifact store.
+    pub(crate) artifacts: Arc<LocalArtifactStore>,
+    /// Docker.
+    pub(crate) executor: Arc<DockerExecutor>,
+}
+
+impl Workspace {
+    /// Opens state and artifacts, connects to Docker, and cleans up after crashed runners.
+    pub(crate) async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let store = Store::open(settings.data_dir.join("state.db"))
+            .await
+            .context("open the state database")?;
+        let artifacts = LocalArtifactStore::open(settings.data_dir.join("artifacts"))
+            .context("open the artifact store")?;
+        let executor = DockerExecutor::connect()
+            .await
+            .context("connect to Docker")?;
+        let abandoned = store
+            .mark_abandoned_on_startup(chrono::Utc::now())
+            .await
+            .context("recover executions of runners that died")?;
+        for execution in abandoned {
+            tracing::warn!(
+                execution = execution.as_str(),
+                "marked abandoned: its runner died"
+            );
+            for container in executor
+                .list_labelled(LABEL_EXECUTION, execution.as_str())
+                .await?
+            {
+                executor.remove(&container).await?;
+            }
+        }
+        Ok(Self {
+            store,
+            artifacts: Arc::new(artifacts),
+            executor: Arc::new(executor),
+        })
+    }
+}
+
+/// Loads and plans a pipeline file.
+pub(crate) fn load_pipeline(path: &Path) -> anyhow::Result<(Arc<Pipeline>, Arc<Plan>)> {
+    let pipeline = match pipeline::load(path) {
+        Ok(pipeline) => pipeline,
+        Err(error) => bail!("{error}"),
+    };
+    let plan = Plan::new(&pipeline).with_context(|| format!("plan {}", path.display()))?;
+    Ok((Arc::new(pipeline), Arc::new(plan)))
+}
+
+/// Runs `runner run`.
+pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<Outcome> {
+    let (pipeline, plan) = load_pipeline(&args.pipeline)?;
+    let variables = pipeline_variables(&pipeline, &args.variables)?;
+    let workspace = Workspace::open(settings).await?;
+    prepare_images(settings, &workspace, &pipeline).await?;
+    let options = SourceOptions {
+        revision: args.revision.as_deref(),
+        source_dir: args.source_dir.as_deref(),
+        mirrors: settings.data_dir.join("mirrors"),
+        github_base: &settings.github_base,
+    };
+    let fetched = source_step::fetch(&pipeline, workspace.artifacts.as_ref(), &options).await?;
+    let run_id = RunId::generate();
+    let execution = ExecutionId::from(run_id.0.as_str());
+    workspace
+        .store
+        .create_execution(NewExecution {
+            id: execution.clone(),
+            pipeline: pipeline.name.clone(),
+            pipeline_digest: pipeline::digest(&pipeline),
+            trigger: Trigger {
+                kind: TriggerKind::Manual,
+                detail: std::env::var("USER").unwrap_or_default(),
+            },
+            sources: vec![SourceRevision {
+                action: pipeline.stages[0].actions[0].name.clone(),
+                revision_id: fetched.revision.clone(),
+                ref_name: Some(fetched.ref_name.clone()),
+                summary: None,
+            }],
+            started_at: chrono::Utc::now(),
+        })
+        .await
+        .context("record the execution")?;
+    eprintln_status(&format!(
+        "execution {run_id} of {} at {}",
+        pipeline.name, fetched.revision
+    ));
+    record_source_stage(&workspace.store, &pipeline, &execution, &fetched.outputs).await?;
+    workspace
+        .store
+        .set_variables(&execution, PIPELINE_VARIABLES, None, variables.clone())
+        .await
+        .context("record the pipeline variables")?;
+    let request = ExecutionRequest {
+        run_id,
+        pipeline: Arc::clone(&pipeline),
+        plan,
+        completed: fetched.outputs,
+        pipeline_variables: variables,
+        revision: Some(fetched.revision).filter(|r| !r.starts_with("dir:")),
+        parallelism: args.parallelism,
+        timeout: args.timeout,
+        builds: build_settings(settings, &workspace.store),
+    };
+    execute(settings, &workspace, request, None).await
+}
+
+/// Runs an execution request to its end with the recorder attached; maps the status.
+pub(crate) async fn execute(
+    settings: &Settings,
+    workspace: &Workspace,
+    request: ExecutionRequest,
+    retry: Option<(usize, RetryMode)>,
+) -> anyhow::Result<Outcome> {
+    let execution = ExecutionId::from(request.run_id.0.as_str());
+    let (events, receiver) = mpsc::unbounded_channel();
+    let recorder = Recorder::new(
+        workspace.store.clone(),
+        Arc::clone(&request.pipeline),
+        execution.clone(),
+        settings.data_dir.join("logs"),
+        retry,
+    );
+    let recording = tokio::spawn(recorder.record(receiver));
+    let cancel = CancellationToken::new();
+    super::build::watch_interrupts(cancel.clone());
+    approvals::watch_cancel_requests(
+        settings.data_dir.clone(),
+        request.run_id.0.clone(),
+        cancel.clone(),
+    );
+    let approvals = Arc::new(FileApprovals {
+        data_dir: settings.data_dir.clone(),
+    });
+    let run_id = request.run_id.clone();
+    let status = engine::run(
+        Arc::clone(&workspace.executor),
+        Arc::clone(&workspace.artifacts),
+        approvals,
+        request,
+        events,
+        cancel,
+    )
+    .await;
+    recording.await.context("the state recorder stopped")??;
+    eprintln_status(&format!("execution {run_id} {}", status.as_str()));
+    super::status::print_execution(&workspace.store, &execution, false).await?;
+    Ok(match status {
+        RunStatus::Succeeded => Outcome::Success,
+        RunStatus::Failed => Outcome::Failure,
+        RunStatus::Stopped => Outcome::Interrupted,
+    })
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "progress of the execution is this command's output"
+)]
+fn eprintln_status(text: &str) {
+    println!("==> {text}");
+}
+
+/// Build settings shared by every action, with build numbers from the state database.
+pub(crate) fn build_settings(settings: &Settings, store: &Store) -> BuildSettings {
+    let counter_store = store.clone();
+    let counter: BuildCounter = Arc::new(move |project: String| {
+        let store = counter_store.clone();
+        Box::pin(async move { store.next_build_number(&project).await.unwrap_or(0) })
+    });
+    BuildSettings {
+        region: settings.region.clone(),
+        account: settings.account.clone(),
+        ca_bundle: settings.ca_bundle.clone(),
+        cache_root: Some(settings.data_dir.join("cache")),
+        staging: settings.staging,
+        counter,
+    }
+}
+
+/// P33: defaults, overridden by `--variable NAME=VALUE`; a variable with neither is an error.
+fn pipeline_variables(
+    pipeline: &Pipeline,
+    given: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for entry in given {
+        let Some((name, value)) = entry.split_once('=') else {
+            bail!("--variable expects NAME=VALUE, got {entry:?}");
+        };
+        if !pipeline.variables.iter().any(|v| v.name == name) {
+            bail!("--variable {name}: the pipeline declares no such variable");
+        }
+        if value.is_empty() {
+            bail!("--variable {name}: the value may not be empty (P33)");
+        }
+        values.insert(name.to_owned(), value.to_owned());
+    }
+    for variable in &pipeline.variables {
+        if !values.contains_key(&variable.name) {
+            let Some(default) = &variable.default else {
+                bail!(
+                    "unresolved pipeline variable {}: it has no default; pass --variable {}=VALUE",
+                    variable.name,
+                    variable.name
+                );
+            };
+            values.insert(variable.name.clone(), default.clone());
+        }
+    }
+    Ok(values)
+}
+
+/// Builds or pulls every image the pipeline's build actions use, before anything starts.
+pub(crate) async fn prepare_images(
+    settings: &Settings,
+    workspace: &Workspace,
+    pipeline: &Pipeline,
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for stage in &pipeline.stages {
+        for action in &stage.actions {
+            if let ActionKind::Build(build) = &action.kind {
+                let image = build
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| "aws/codebuild/standard:7.0".into());
+                if seen.insert(image.clone()) {
+                    images::ensure(&workspace.executor, &settings.runners_dir, &image)
+                        .await
+                        .with_context(|| {
+                            format!("prepare image {image} for {}.{}", stage.name, action.name)
+                        })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records the source stage, which runs before the engine, like any other stage.
+async fn record_source_stage(
+    store: &Store,
+    pipeline: &Pipeline,
+    execution: &ExecutionId,
+    outputs: &BTreeMap<ActionId, ActionOutputs>,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let stage = &pipeline.stages[0];
+    let attempt = store
+        .start_stage_attempt(execution, &stage.name, None, now)
+        .await?;
+    for (id, output) in outputs {
+        let action = &stage.actions[id.action];
+        let run = store
+            .start_action_attempt(NewActionRun {
+                execution_id: execution.clone(),
+                stage: stage.name.clone(),
+                stage_attempt: attempt,
+                action: action.name.clone(),
+                build_id: None,
+                build_number: None,
+                log_path: None,
+                started_at: now,
+            })
+            .await?;
+        for (name, reference) in &output.artifacts {
+            store
+                .record_artifact(
+                    run.id,
+                    NewArtifact {
+                        name: name.clone(),
+                        digest: reference.digest.to_string(),
+                        size: reference.size,
+                        location: "local".into(),
+                        created_at: now,
+                    },
+                )
+                .await?;
+        }
+        if let Some(namespace) = &action.namespace {
+            store
+                .set_variables(execution, namespace, Some(run.id), output.variables.clone())
+                .await?;
+        }
+        store
+            .finish_action(
+                run.id,
+                state::ActionOutcome {
+                    status: state::ActionStatus::Succeeded,
+                    exit_code: None,
+                    error: None,
+                    phases: Vec::new(),
+                    ended_at: now,
+                },
+            )
+            .await?;
+    }
+    store
+        .finish_stage(execution, &stage.name, attempt, StageStatus::Succeeded, now)
+        .await?;
+    Ok(())
+}

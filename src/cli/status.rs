@@ -1,0 +1,194 @@
+//! `runner status`, `runner list` and `runner logs`: what the state database knows.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+
+use super::Outcome;
+use super::args::{ListArgs, LogsArgs, StatusArgs};
+use super::settings::Settings;
+use crate::state::{ExecutionDetail, ExecutionId, Store};
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(settings.data_dir.join("state.db"))
+        .await
+        .context("open the state database")
+}
+
+/// The execution named, or the newest one.
+async fn resolve(store: &Store, execution: Option<&str>) -> anyhow::Result<ExecutionId> {
+    if let Some(id) = execution {
+        return Ok(ExecutionId::from(id));
+    }
+    store
+        .list_executions(None, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|e| e.id)
+        .context("there are no executions yet")
+}
+
+/// Runs `runner status`.
+pub(crate) async fn status(settings: &Settings, args: &StatusArgs) -> anyhow::Result<Outcome> {
+    let store = open_store(settings).await?;
+    let id = resolve(&store, args.execution.as_deref()).await?;
+    print_execution(&store, &id, args.json).await?;
+    Ok(Outcome::Success)
+}
+
+/// Prints one execution as a table (or JSON) on stdout.
+pub(crate) async fn print_execution(
+    store: &Store,
+    id: &ExecutionId,
+    json: bool,
+) -> anyhow::Result<()> {
+    let detail = store
+        .get_execution(id)
+        .await
+        .with_context(|| format!("read execution {}", id.as_str()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", to_json(&detail))?;
+        return Ok(());
+    }
+    let execution = &detail.execution;
+    let revision = detail
+        .sources
+        .first()
+        .map_or("", |s| s.revision_id.as_str());
+    writeln!(
+        out,
+        "execution {} ({}) {}",
+        execution.id.as_str(),
+        execution.pipeline,
+        execution.status
+    )?;
+    writeln!(out, "revision  {revision}")?;
+    writeln!(
+        out,
+        "{:<20} {:<24} {:>7} {:<11} {:>9}  {}",
+        "STAGE", "ACTION", "ATTEMPT", "STATUS", "DURATION", "DETAIL"
+    )?;
+    for stage in latest_stages(&detail) {
+        for action in detail.latest_actions(&stage) {
+            let duration = action.ended_at.map_or_else(String::new, |end| {
+                format!(
+                    "{:.1}s",
+                    (end - action.started_at).num_milliseconds() as f64 / 1000.0
+                )
+            });
+            let detail_text = action
+                .error
+                .clone()
+                .unwrap_or_else(|| action.build_id.clone().unwrap_or_default());
+            writeln!(
+                out,
+                "{:<20} {:<24} {:>7} {:<11} {:>9}  {}",
+                stage, action.action, action.attempt, action.status, duration, detail_text
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn latest_stages(detail: &ExecutionDetail) -> Vec<String> {
+    let mut stages: Vec<String> = Vec::new();
+    for stage in &detail.stages {
+        if !stages.contains(&stage.stage) {
+            stages.push(stage.stage.clone());
+        }
+    }
+    stages
+}
+
+fn to_json(detail: &ExecutionDetail) -> String {
+    let quote = |text: &str| format!("{text:?}");
+    let actions: Vec<String> = latest_stages(detail)
+        .iter()
+        .flat_map(|stage| {
+            detail.latest_actions(stage).map(move |a| {
+                format!(
+                    "{{\"stage\":{},\"action\":{},\"attempt\":{},\"status\":{},\"started_at\":{},\"ended_at\":{},\"build_id\":{},\"error\":{}}}",
+                    quote(stage),
+                    quote(&a.action),
+                    a.attempt,
+                    quote(a.status.as_str()),
+                    quote(&a.started_at.to_rfc3339()),
+                    a.ended_at.map_or("null".into(), |t| quote(&t.to_rfc3339())),
+                    a.build_id.as_deref().map_or("null".into(), quote),
+                    a.error.as_deref().map_or("null".into(), quote),
+                )
+            })
+        })
+        .collect();
+    let execution = &detail.execution;
+    format!(
+        "{{\"id\":{},\"pipeline\":{},\"status\":{},\"revision\":{},\"started_at\":{},\"ended_at\":{},\"actions\":[{}]}}",
+        quote(execution.id.as_str()),
+        quote(&execution.pipeline),
+        quote(execution.status.as_str()),
+        detail
+            .sources
+            .first()
+            .map_or("null".into(), |s| quote(&s.revision_id)),
+        quote(&execution.started_at.to_rfc3339()),
+        execution
+            .ended_at
+            .map_or("null".into(), |t| quote(&t.to_rfc3339())),
+        actions.join(",")
+    )
+}
+
+/// Runs `runner list`.
+pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<Outcome> {
+    let store = open_store(settings).await?;
+    let executions = store
+        .list_executions(args.pipeline.as_deref(), args.limit)
+        .await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<36} {:<16} {:<11} {}",
+        "EXECUTION", "PIPELINE", "STATUS", "STARTED"
+    )?;
+    for execution in executions {
+        writeln!(
+            out,
+            "{:<36} {:<16} {:<11} {}",
+            execution.id.as_str(),
+            execution.pipeline,
+            execution.status,
+            execution.started_at.format("%Y-%m-%d %H:%M:%S")
+        )?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// Runs `runner logs`.
+pub(crate) async fn logs(settings: &Settings, args: &LogsArgs) -> anyhow::Result<Outcome> {
+    let store = open_store(settings).await?;
+    let id = resolve(&store, Some(&args.execution)).await?;
+    let detail = store.get_execution(&id).await?;
+    let mut out = std::io::stdout().lock();
+    for stage in latest_stages(&detail) {
+        for action in detail.latest_actions(&stage) {
+            let name = format!("{stage}.{}", action.action);
+            if args
+                .action
+                .as_deref()
+                .is_some_and(|wanted| wanted != name && wanted != action.action)
+            {
+                continue;
+            }
+            let Some(path) = &action.log_path else {
+                continue;
+            };
+            let text = fs_err::read_to_string(path).unwrap_or_default();
+            for line in text.lines() {
+                writeln!(out, "[{name}] {line}")?;
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

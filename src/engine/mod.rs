@@ -1,0 +1,212 @@
+//! Runs one pipeline execution: the [`Plan`]'s actions, as soon as their dependencies finish.
+//!
+//! [`run`] drives a [`dispatcher::Dispatcher`] (pending/running/done bookkeeping, synchronous
+//! and unit-tested) and spawns each ready action into a `JoinSet` bounded by a semaphore.
+//! Actions talk to containers only through [`Executor`] and to artifacts only through
+//! [`ArtifactStore`]; the engine never touches the database: its output is [`RunEvent`]s.
+
+mod action;
+mod dispatcher;
+mod event;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, info_span, warn};
+
+pub use event::{
+    ActionOutcome, ActionOutputs, ActionStatus, RunEvent, RunEventKind, RunId, RunStatus,
+};
+
+use crate::artifacts::ArtifactStore;
+use crate::build::Staging;
+use crate::dag::Plan;
+use crate::executor::Executor;
+use crate::pipeline::{ActionId, Pipeline};
+use dispatcher::Dispatcher;
+
+/// Hands out `CODEBUILD_BUILD_NUMBER`s: strictly increasing per project.
+pub type BuildCounter = Arc<dyn Fn(String) -> BoxFuture<'static, u64> + Send + Sync>;
+
+/// A manual approval's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// Go on.
+    Approved,
+    /// Fail the action, with the reviewer's reason.
+    Rejected(String),
+}
+
+/// Waits for manual approvals (`runner approve`).
+pub trait ApprovalGate: Send + Sync {
+    /// Waits until `stage/action` of `run` is approved or rejected, or `timeout` passes.
+    fn wait(
+        &self,
+        run: &RunId,
+        stage: &str,
+        action: &str,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Approval>;
+}
+
+/// Settings every build action of the execution shares.
+#[derive(Clone)]
+pub struct BuildSettings {
+    /// Pseudo region.
+    pub region: String,
+    /// Pseudo account.
+    pub account: String,
+    /// CA bundle to install in build containers.
+    pub ca_bundle: Option<PathBuf>,
+    /// Cache root for `cache.paths`.
+    pub cache_root: Option<PathBuf>,
+    /// How inputs reach the containers.
+    pub staging: Staging,
+    /// Build counters.
+    pub counter: BuildCounter,
+}
+
+/// One execution to run.
+#[derive(Clone)]
+pub struct ExecutionRequest {
+    /// The execution id.
+    pub run_id: RunId,
+    /// The checked pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// Its plan.
+    pub plan: Arc<Plan>,
+    /// Actions that are already done (the source step, or everything a retry keeps).
+    pub completed: BTreeMap<ActionId, ActionOutputs>,
+    /// Actions to leave alone entirely (a retry's stages before the retried one are
+    /// `completed`; nothing is skipped in a fresh run).
+    pub pipeline_variables: BTreeMap<String, String>,
+    /// The commit every build reports as `CODEBUILD_RESOLVED_SOURCE_VERSION`.
+    pub revision: Option<String>,
+    /// How many actions may run at once.
+    pub parallelism: usize,
+    /// Execution timeout (CodePipeline's is 8 hours per action; this bounds the whole run).
+    pub timeout: Option<Duration>,
+    /// Build settings.
+    pub builds: BuildSettings,
+}
+
+/// Everything an action job needs, shared by all jobs of an execution.
+struct Context<E, S> {
+    executor: Arc<E>,
+    store: Arc<S>,
+    approvals: Arc<dyn ApprovalGate>,
+    request: ExecutionRequest,
+    events: mpsc::UnboundedSender<RunEvent>,
+}
+
+/// Runs the execution to its end and returns its status. Events go to `events` as they happen.
+pub async fn run<E, S>(
+    executor: Arc<E>,
+    store: Arc<S>,
+    approvals: Arc<dyn ApprovalGate>,
+    request: ExecutionRequest,
+    events: mpsc::UnboundedSender<RunEvent>,
+    cancel: CancellationToken,
+) -> RunStatus
+where
+    E: Executor + 'static,
+    S: ArtifactStore + 'static,
+{
+    let span = info_span!("run", run_id = %request.run_id, pipeline = %request.pipeline.name);
+    async move {
+        let run_id = request.run_id.clone();
+        let emit = |kind| {
+            let _ = events.send(RunEvent {
+                at: chrono::Utc::now(),
+                run_id: run_id.clone(),
+                kind,
+            });
+        };
+        emit(RunEventKind::RunStarted);
+        let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed);
+        let permits = Arc::new(Semaphore::new(request.parallelism.max(1)));
+        let context = Arc::new(Context {
+            executor,
+            store,
+            approvals,
+            request: request.clone(),
+            events: events.clone(),
+        });
+        let mut jobs: JoinSet<ActionOutcome> = JoinSet::new();
+        let mut job_actions = std::collections::HashMap::new();
+        let stop = cancel.child_token();
+        if let Some(timeout) = request.timeout {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                stop.cancel();
+            });
+        }
+        loop {
+            if !stop.is_cancelled() {
+                for id in dispatcher.start_ready() {
+                    for kind in dispatcher.take_stage_events() {
+                        emit(kind);
+                    }
+                    emit(RunEventKind::ActionStarted { action: id });
+                    let context = Arc::clone(&context);
+                    let permits = Arc::clone(&permits);
+                    let token = stop.child_token();
+                    let inputs = dispatcher.inputs_for(id);
+                    let handle = jobs.spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        action::run(&context, id, inputs, &token).await
+                    });
+                    job_actions.insert(handle.id(), id);
+                }
+            }
+            let next = tokio::select! {
+                joined = jobs.join_next_with_id() => joined,
+                () = stop.cancelled(), if !dispatcher.is_stopping() => {
+                    dispatcher.stop();
+                    continue;
+                }
+            };
+            let Some(joined) = next else {
+                break;
+            };
+            // A job that panicked still ends its action, as a failure that names it.
+            let (id, outcome) = match joined {
+                Ok((task, outcome)) => (job_actions.remove(&task), outcome),
+                Err(error) => {
+                    warn!(error = %error, "an action task ended abnormally");
+                    let message = format!("the action's task ended abnormally: {error}");
+                    (
+                        job_actions.remove(&error.id()),
+                        ActionOutcome::failed(message),
+                    )
+                }
+            };
+            let Some(id) = id else {
+                continue;
+            };
+            dispatcher.finish(id, &outcome);
+            emit(RunEventKind::ActionFinished {
+                action: id,
+                outcome: Box::new(outcome),
+            });
+            for kind in dispatcher.take_stage_events() {
+                emit(kind);
+            }
+        }
+        for kind in dispatcher.close() {
+            emit(kind);
+        }
+        let status = dispatcher.status();
+        emit(RunEventKind::RunFinished { status });
+        status
+    }
+    .instrument(span)
+    .await
+}
