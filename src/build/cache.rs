@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 
+use tracing::{info, warn};
+
 use super::staging::{self, StagingError};
+use super::{BuildRequest, environment};
+use crate::buildspec::script::Layout;
 use crate::executor::Executor;
 
 /// The key used when the buildspec gives none.
@@ -204,6 +208,78 @@ pub async fn save<E: Executor>(
     builder.into_inner().map_err(pack)?;
     temp.persist(entry).map_err(|error| pack(error.error))?;
     Ok(true)
+}
+
+/// The cache entry to restore before `install`: the first of `key` and `fallback-keys` that
+/// exists (B46), or nothing when caching is off or the build only saves.
+pub(super) fn restore_entry(request: &BuildRequest, env: &[(String, String)]) -> Option<PathBuf> {
+    let cache = request.buildspec.cache.as_ref()?;
+    let root = request.cache_root.as_ref()?;
+    if cache.action == crate::buildspec::CacheAction::Save {
+        return None;
+    }
+    let mut keys: Vec<String> = cache
+        .key
+        .iter()
+        .map(|k| environment::expand(k, env))
+        .collect();
+    keys.extend(
+        cache
+            .fallback_keys
+            .iter()
+            .map(|k| environment::expand(k, env)),
+    );
+    if keys.is_empty() {
+        keys.push(DEFAULT_KEY.to_owned());
+    }
+    lookup(root, &request.identity.project, &keys)
+}
+
+/// Saves `cache.paths` after the build, unless the buildspec only restores (B46).
+pub(super) async fn save_after_build<E: Executor>(
+    executor: &E,
+    container_id: &str,
+    request: &BuildRequest,
+    cache: &crate::buildspec::Cache,
+    root: &std::path::Path,
+    layout: &Layout,
+) {
+    if cache.action == crate::buildspec::CacheAction::Restore {
+        return;
+    }
+    let env = environment::assemble(
+        &request.buildspec,
+        &request.identity,
+        &request.image,
+        &layout.src_dir,
+        &[],
+        &request.layers,
+        false,
+    );
+    let key = cache
+        .key
+        .as_deref()
+        .map_or_else(|| DEFAULT_KEY.to_owned(), |k| environment::expand(k, &env));
+    let entry = entry_path(root, &request.identity.project, &key);
+    let directories: Vec<String> = cache
+        .paths
+        .iter()
+        .filter_map(|p| pattern_dir(p, &layout.src_dir))
+        .collect();
+    match save(
+        executor,
+        container_id,
+        &entry,
+        &directories,
+        &layout.src_dir,
+        cache.key.is_some(),
+    )
+    .await
+    {
+        Ok(true) => info!(key, "cache saved"),
+        Ok(false) => info!(key, "cache entry exists and is kept"),
+        Err(error) => warn!(key, error = %error, "could not save the cache"),
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub(crate) mod collect;
 pub mod environment;
 pub mod mask;
 mod outputs;
+mod preflight;
 pub mod staging;
 pub mod transcript;
 
@@ -20,18 +21,19 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, instrument, warn};
+use tracing::{instrument, warn};
 
 pub use environment::{BuildIdentity, EnvLayers};
 pub use transcript::{PhaseRecord, Status};
 
+use crate::buildspec::Buildspec;
 use crate::buildspec::script::{self, Layout};
-use crate::buildspec::{Buildspec, PhaseName};
 use crate::executor::{
     ContainerSpec, DockerSocket, Executor, ExecutorError, ImageInfo, LABEL_JOB, LABEL_RUN_ID,
-    LABEL_RUNTIMES, NetworkMode,
+    NetworkMode,
 };
 use mask::Masker;
+use preflight::{RuntimeCheck, aws_secret_values, precheck, runtime_check, source_digits};
 pub use staging::Staging;
 use staging::StagingError;
 use transcript::{Transcript, agent_line};
@@ -113,6 +115,9 @@ pub enum BuildError {
     /// Staging files failed.
     #[error("stage build files")]
     Staging(#[from] StagingError),
+    /// The task reading the build's output panicked or was cancelled.
+    #[error("read the build output")]
+    LogReader(#[source] tokio::task::JoinError),
 }
 
 /// How the container ended.
@@ -148,9 +153,13 @@ pub async fn run<E: Executor>(
     let mut masker_values = request.secret_values.clone();
     masker_values.extend(aws_secret_values(&request.layers));
     let mut transcript = Transcript::new(rendered.commands.clone(), Masker::new(masker_values));
-    let emit = |lines: Vec<String>| lines.iter().for_each(|line| sink(line));
+    let emit = |lines: Vec<String>| {
+        for line in &lines {
+            sink(line);
+        }
+    };
     let say = |transcript: &Transcript, text: &str| {
-        sink(&transcript.masker().mask(&agent_line(Utc::now(), text)))
+        sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
     };
 
     transcript.begin("DOWNLOAD_SOURCE", Utc::now());
@@ -173,15 +182,7 @@ pub async fn run<E: Executor>(
         request.ca_bundle.is_some(),
     );
     if let Some(problem) = precheck(request) {
-        let mut out = Vec::new();
-        transcript.complete(
-            "DOWNLOAD_SOURCE",
-            Status::Failed,
-            Some(problem),
-            Utc::now(),
-            &mut out,
-        );
-        emit(out);
+        emit(transcript.complete_now("DOWNLOAD_SOURCE", Status::Failed, Some(problem)));
         return Ok(finalize(
             request,
             transcript,
@@ -191,33 +192,9 @@ pub async fn run<E: Executor>(
             sink,
         ));
     }
-    say(&transcript, "Processing environment variables");
     let runtime = runtime_check(&request.buildspec, &request.image_info);
-    if let RuntimeCheck::Unsupported = runtime {
-        say(
-            &transcript,
-            "Skipping install of runtimes. Runtime version selection is not supported by this build image",
-        );
-    }
-    say(
-        &transcript,
-        &format!("Moving to directory {}", layout.src_dir),
-    );
-    let cache_entry = cache_restore_entry(request, &env);
-    if request.buildspec.cache.is_none() {
-        say(
-            &transcript,
-            "Unable to initialize cache download: no paths specified to be cached",
-        );
-    }
-    let declared = request.buildspec.phases.len();
-    say(&transcript, &format!("Phases found in YAML: {declared}"));
-    for (name, phase) in &request.buildspec.phases {
-        say(
-            &transcript,
-            &format!(" {}: {} commands", name.log_name(), phase.commands.len()),
-        );
-    }
+    let cache_entry = cache::restore_entry(request, &env);
+    preamble(&transcript, request, &layout, &runtime, sink);
 
     let secondary_pairs: Vec<(PathBuf, String)> = request
         .secondary_sources
@@ -236,25 +213,7 @@ pub async fn run<E: Executor>(
             .as_deref()
             .map(|bundle| (bundle, environment::CA_BUNDLE_PATH)),
     )?;
-    let spec = ContainerSpec {
-        image: request.image.clone(),
-        env,
-        command: rendered.entrypoint.clone(),
-        user: Some("0".into()),
-        labels: request
-            .labels
-            .clone()
-            .into_iter()
-            .chain([
-                (LABEL_RUN_ID.to_owned(), request.identity.build_id()),
-                (LABEL_JOB.to_owned(), request.identity.project.clone()),
-            ])
-            .collect(),
-        network: request.network.clone(),
-        docker_socket: request.docker_socket,
-        tmpfs: vec![layout.tmp_dir.clone()],
-        read_only_mounts: prepared.mounts.clone(),
-    };
+    let spec = container_spec(request, &layout, env, &rendered, &prepared);
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
     let result = run_in_container(
@@ -279,6 +238,68 @@ pub async fn run<E: Executor>(
     result
 }
 
+/// The container for a build: never privileged, labelled, state on a tmpfs.
+fn container_spec(
+    request: &BuildRequest,
+    layout: &Layout,
+    env: Vec<(String, String)>,
+    rendered: &script::Rendered,
+    prepared: &staging::Prepared,
+) -> ContainerSpec {
+    ContainerSpec {
+        image: request.image.clone(),
+        env,
+        command: rendered.entrypoint.clone(),
+        user: Some("0".into()),
+        labels: request
+            .labels
+            .clone()
+            .into_iter()
+            .chain([
+                (LABEL_RUN_ID.to_owned(), request.identity.build_id()),
+                (LABEL_JOB.to_owned(), request.identity.project.clone()),
+            ])
+            .collect(),
+        network: request.network.clone(),
+        docker_socket: request.docker_socket,
+        tmpfs: vec![layout.tmp_dir.clone()],
+        read_only_mounts: prepared.mounts.clone(),
+    }
+}
+
+/// The agent's lines between entering `DOWNLOAD_SOURCE` and starting the container (B23, B24,
+/// B35, B47).
+fn preamble(
+    transcript: &Transcript,
+    request: &BuildRequest,
+    layout: &Layout,
+    runtime: &RuntimeCheck,
+    sink: &LogSink,
+) {
+    let say = |text: &str| sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
+    say("Processing environment variables");
+    if let RuntimeCheck::Unsupported = runtime {
+        say(
+            "Skipping install of runtimes. Runtime version selection is not supported by this build image",
+        );
+    }
+    say(&format!("Moving to directory {}", layout.src_dir));
+    if request.buildspec.cache.is_none() {
+        say("Unable to initialize cache download: no paths specified to be cached");
+    }
+    say(&format!(
+        "Phases found in YAML: {}",
+        request.buildspec.phases.len()
+    ));
+    for (name, phase) in &request.buildspec.phases {
+        say(&format!(
+            " {}: {} commands",
+            name.log_name(),
+            phase.commands.len()
+        ));
+    }
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site; the pieces are all per-build"
@@ -298,7 +319,11 @@ async fn run_in_container<E: Executor>(
     sink: &LogSink,
     cancel: &CancellationToken,
 ) -> Result<BuildReport, BuildError> {
-    let emit = |lines: Vec<String>| lines.iter().for_each(|line| sink(line));
+    let emit = |lines: Vec<String>| {
+        for line in &lines {
+            sink(line);
+        }
+    };
     if let Some(tar) = &prepared.upload {
         executor.upload(container_id, "/", tar.clone()).await?;
     }
@@ -307,26 +332,16 @@ async fn run_in_container<E: Executor>(
         executor.upload(container_id, "/", tar.into()).await?;
         sink(&agent_line(Utc::now(), "Cache restored"));
     }
-    let mut out = Vec::new();
-    transcript.complete(
-        "DOWNLOAD_SOURCE",
-        Status::Succeeded,
-        None,
-        Utc::now(),
-        &mut out,
-    );
-    emit(out);
+    emit(transcript.complete_now("DOWNLOAD_SOURCE", Status::Succeeded, None));
     if let RuntimeCheck::Missing(message) = runtime {
         let mut out = Vec::new();
         transcript.enter("INSTALL", Utc::now(), &mut out);
-        transcript.complete(
+        emit(out);
+        emit(transcript.complete_now(
             "INSTALL",
             Status::Failed,
             Some(("YAML_FILE_ERROR".into(), message)),
-            Utc::now(),
-            &mut out,
-        );
-        emit(out);
+        ));
         return Ok(finalize(
             request,
             transcript,
@@ -337,45 +352,16 @@ async fn run_in_container<E: Executor>(
         ));
     }
 
-    let output = executor.output(container_id);
-    executor.start(container_id).await?;
-    let pump_sink = Arc::clone(sink);
-    let pump = tokio::spawn(pump_output(output, transcript, pump_sink));
-    let ending = tokio::select! {
-        code = executor.wait(container_id) => Ending::Exited(code?),
-        () = tokio::time::sleep(request.timeout) => Ending::TimedOut,
-        () = cancel.cancelled() => Ending::Stopped,
-    };
-    if ending != Ending::Exited(0) && !matches!(ending, Ending::Exited(_)) {
-        // Kill now: a timed-out or stopped build runs nothing further (B34).
-        executor.stop(container_id, Duration::ZERO).await?;
-        executor.wait(container_id).await?;
-    }
-    let mut transcript = match pump.await {
-        Ok(transcript) => transcript,
-        Err(join) => {
-            warn!(error = %join, "log reader failed");
-            return Err(BuildError::Executor(ExecutorError::ImageBuild {
-                image: request.image.clone(),
-                message: "the log reader stopped unexpectedly".into(),
-            }));
-        }
-    };
-    let reason = match ending {
-        Ending::TimedOut => Some((
-            Status::TimedOut,
-            format!(
-                "Build timed out after {}",
-                humantime::format_duration(request.timeout)
-            ),
-        )),
-        Ending::Stopped => Some((Status::Stopped, "Build was stopped".to_owned())),
-        Ending::Exited(_) if !transcript.is_done() => Some((
-            Status::Failed,
-            "The build container exited before the build finished".to_owned(),
-        )),
-        Ending::Exited(_) => None,
-    };
+    let (ending, mut transcript) = watch_container(
+        executor,
+        container_id,
+        transcript,
+        request.timeout,
+        sink,
+        cancel,
+    )
+    .await?;
+    let reason = interruption(ending, &transcript, request.timeout);
     if let Some((status, message)) = reason {
         emit(transcript.abort_open_phase(status, &message, Utc::now()));
         return Ok(finalize(
@@ -394,49 +380,24 @@ async fn run_in_container<E: Executor>(
         } else {
             outputs::read_finished(executor, container_id, layout, &request.buildspec).await?
         };
-    let mut written = Vec::new();
-    if transcript.upload() == Some(true) {
-        let mut out = Vec::new();
-        transcript.enter("UPLOAD_ARTIFACTS", Utc::now(), &mut out);
-        emit(out);
-        let secondary: Vec<String> = secondary_dirs.iter().map(|(_, dir)| dir.clone()).collect();
-        let result = artifacts
-            .collect(
-                executor,
-                container_id,
-                layout,
-                &secondary,
-                &finished.expanded,
-                request.artifacts_out.as_deref(),
-                sink,
-            )
-            .await;
-        let mut out = Vec::new();
-        match result {
-            Ok(list) => {
-                written = list;
-                transcript.complete(
-                    "UPLOAD_ARTIFACTS",
-                    Status::Succeeded,
-                    None,
-                    Utc::now(),
-                    &mut out,
-                );
-            }
-            Err(message) => {
-                transcript.complete(
-                    "UPLOAD_ARTIFACTS",
-                    Status::Failed,
-                    Some(("CLIENT_ERROR".into(), message)),
-                    Utc::now(),
-                    &mut out,
-                );
-            }
-        }
-        emit(out);
-    }
+    let written = if transcript.upload() == Some(true) {
+        upload_artifacts(
+            executor,
+            container_id,
+            request,
+            layout,
+            secondary_dirs,
+            artifacts,
+            &finished.expanded,
+            &mut transcript,
+            sink,
+        )
+        .await
+    } else {
+        Vec::new()
+    };
     if let (Some(cache), Some(root)) = (&request.buildspec.cache, &request.cache_root) {
-        save_cache(executor, container_id, request, cache, root, layout).await;
+        cache::save_after_build(executor, container_id, request, cache, root, layout).await;
     }
     Ok(finalize(
         request,
@@ -448,50 +409,100 @@ async fn run_in_container<E: Executor>(
     ))
 }
 
-async fn save_cache<E: Executor>(
+/// `UPLOAD_ARTIFACTS`: collects every artifact, failing the phase with `CLIENT_ERROR` (B37).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are all per-build"
+)]
+async fn upload_artifacts<E: Executor>(
     executor: &E,
     container_id: &str,
     request: &BuildRequest,
-    cache: &crate::buildspec::Cache,
-    root: &std::path::Path,
     layout: &Layout,
-) {
-    if cache.action == crate::buildspec::CacheAction::Restore {
-        return;
+    secondary_dirs: &[(String, String)],
+    artifacts: &outputs::Plan,
+    expanded: &[String],
+    transcript: &mut Transcript,
+    sink: &LogSink,
+) -> Vec<ArtifactOutput> {
+    let mut out = Vec::new();
+    transcript.enter("UPLOAD_ARTIFACTS", Utc::now(), &mut out);
+    for line in &out {
+        sink(line);
     }
-    let env = environment::assemble(
-        &request.buildspec,
-        &request.identity,
-        &request.image,
-        &layout.src_dir,
-        &[],
-        &request.layers,
-        false,
-    );
-    let key = cache.key.as_deref().map_or_else(
-        || cache::DEFAULT_KEY.to_owned(),
-        |k| environment::expand(k, &env),
-    );
-    let entry = cache::entry_path(root, &request.identity.project, &key);
-    let directories: Vec<String> = cache
-        .paths
-        .iter()
-        .filter_map(|p| cache::pattern_dir(p, &layout.src_dir))
-        .collect();
-    match cache::save(
-        executor,
-        container_id,
-        &entry,
-        &directories,
-        &layout.src_dir,
-        cache.key.is_some(),
-    )
-    .await
-    {
-        Ok(true) => info!(key, "cache saved"),
-        Ok(false) => info!(key, "cache entry exists and is kept"),
-        Err(error) => warn!(key, error = %error, "could not save the cache"),
+    let secondary: Vec<String> = secondary_dirs.iter().map(|(_, dir)| dir.clone()).collect();
+    let result = artifacts
+        .collect(
+            executor,
+            container_id,
+            layout,
+            &secondary,
+            expanded,
+            request.artifacts_out.as_deref(),
+            sink,
+        )
+        .await;
+    let (written, status, context) = match result {
+        Ok(list) => (list, Status::Succeeded, None),
+        Err(message) => (
+            Vec::new(),
+            Status::Failed,
+            Some(("CLIENT_ERROR".to_owned(), message)),
+        ),
+    };
+    for line in transcript.complete_now("UPLOAD_ARTIFACTS", status, context) {
+        sink(&line);
     }
+    written
+}
+
+/// Why the build ended before the driver did, if it did (B34).
+fn interruption(
+    ending: Ending,
+    transcript: &Transcript,
+    timeout: Duration,
+) -> Option<(Status, String)> {
+    match ending {
+        Ending::TimedOut => Some((
+            Status::TimedOut,
+            format!(
+                "Build timed out after {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
+        Ending::Stopped => Some((Status::Stopped, "Build was stopped".to_owned())),
+        Ending::Exited(_) if !transcript.is_done() => Some((
+            Status::Failed,
+            "The build container exited before the build finished".to_owned(),
+        )),
+        Ending::Exited(_) => None,
+    }
+}
+
+/// Starts the container and follows it to its end: exit, timeout or cancel. A timed-out or
+/// stopped build is killed at once and runs nothing further (B34). Never drops the container.
+async fn watch_container<E: Executor>(
+    executor: &E,
+    container_id: &str,
+    transcript: Transcript,
+    timeout: Duration,
+    sink: &LogSink,
+    cancel: &CancellationToken,
+) -> Result<(Ending, Transcript), BuildError> {
+    let output = executor.output(container_id);
+    executor.start(container_id).await?;
+    let pump = tokio::spawn(pump_output(output, transcript, Arc::clone(sink)));
+    let ending = tokio::select! {
+        code = executor.wait(container_id) => Ending::Exited(code?),
+        () = tokio::time::sleep(timeout) => Ending::TimedOut,
+        () = cancel.cancelled() => Ending::Stopped,
+    };
+    if !matches!(ending, Ending::Exited(_)) {
+        executor.stop(container_id, Duration::ZERO).await?;
+        executor.wait(container_id).await?;
+    }
+    let transcript = pump.await.map_err(BuildError::LogReader)?;
+    Ok((ending, transcript))
 }
 
 async fn pump_output(
@@ -530,7 +541,9 @@ fn finalize(
     let mut out = Vec::new();
     transcript.enter("FINALIZING", Utc::now(), &mut out);
     transcript.complete("FINALIZING", Status::Succeeded, None, Utc::now(), &mut out);
-    out.iter().for_each(|line| sink(line));
+    for line in &out {
+        sink(line);
+    }
     let status = match ending {
         Ending::TimedOut => Status::TimedOut,
         Ending::Stopped => Status::Stopped,
@@ -544,158 +557,5 @@ fn finalize(
         phases: transcript.phases().to_vec(),
         artifacts,
         exported,
-    }
-}
-
-/// Problems that stop a build before any container exists.
-fn precheck(request: &BuildRequest) -> Option<(String, String)> {
-    if let Err(environment::ReservedName(name)) = environment::check_reserved(&request.layers) {
-        return Some((
-            "CLIENT_ERROR".into(),
-            format!("No user environment variables can start with CODEBUILD_: {name}"),
-        ));
-    }
-    if let Some(name) = request.buildspec.env.secrets.keys().next() {
-        return Some((
-            "CLIENT_ERROR".into(),
-            format!(
-                "env.parameter-store / env.secrets-manager variable {name} needs an AWS secret provider, which this runner does not have yet"
-            ),
-        ));
-    }
-    None
-}
-
-/// Values of AWS credential variables, masked like CodeBuild masks them.
-fn aws_secret_values(layers: &EnvLayers) -> Vec<String> {
-    layers
-        .project
-        .iter()
-        .chain(&layers.overrides)
-        .filter(|(name, _)| matches!(name.as_str(), "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN"))
-        .map(|(_, value)| value.clone())
-        .collect()
-}
-
-/// Digits for `/codebuild/output/src<digits>/src`, derived from the build uuid.
-fn source_digits(uuid: &str) -> String {
-    let digits: String = uuid
-        .bytes()
-        .filter(u8::is_ascii_hexdigit)
-        .map(|b| char::from(b'0' + (b % 10)))
-        .take(9)
-        .collect();
-    if digits.is_empty() {
-        "0".into()
-    } else {
-        digits
-    }
-}
-
-/// The outcome of checking `runtime-versions` against the image (B24).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RuntimeCheck {
-    /// Nothing asked, or everything asked is present.
-    Fine,
-    /// The image has no runtimes label: warn and carry on.
-    Unsupported,
-    /// A runtime or version the image lacks.
-    Missing(String),
-}
-
-fn runtime_check(buildspec: &Buildspec, image: &ImageInfo) -> RuntimeCheck {
-    let Some(requested) = buildspec
-        .phases
-        .get(&PhaseName::Install)
-        .map(|p| &p.runtime_versions)
-        .filter(|r| !r.is_empty())
-    else {
-        return RuntimeCheck::Fine;
-    };
-    let Some(label) = image.labels.get(LABEL_RUNTIMES) else {
-        return RuntimeCheck::Unsupported;
-    };
-    let available: BTreeMap<&str, &str> = label
-        .split_whitespace()
-        .filter_map(|pair| pair.split_once('='))
-        .collect();
-    for (name, version) in requested {
-        let Some(have) = available.get(name.as_str()) else {
-            return RuntimeCheck::Missing(format!(
-                "Unknown runtime named '{name}'. This build image has the following runtimes: {label}"
-            ));
-        };
-        let wanted = version.trim_matches('"');
-        let matches = wanted == "latest"
-            || wanted.starts_with('$')
-            || wanted
-                .trim_end_matches(".x")
-                .trim_end_matches('x')
-                .is_empty()
-            || have.starts_with(wanted.trim_end_matches(".x").trim_end_matches('x'));
-        if !matches {
-            return RuntimeCheck::Missing(format!(
-                "Unknown runtime version named '{wanted}' of {name}. This build image has the following versions: {have}"
-            ));
-        }
-    }
-    RuntimeCheck::Fine
-}
-
-fn cache_restore_entry(request: &BuildRequest, env: &[(String, String)]) -> Option<PathBuf> {
-    let cache = request.buildspec.cache.as_ref()?;
-    let root = request.cache_root.as_ref()?;
-    if cache.action == crate::buildspec::CacheAction::Save {
-        return None;
-    }
-    let mut keys: Vec<String> = cache
-        .key
-        .iter()
-        .map(|k| environment::expand(k, env))
-        .collect();
-    keys.extend(
-        cache
-            .fallback_keys
-            .iter()
-            .map(|k| environment::expand(k, env)),
-    );
-    if keys.is_empty() {
-        keys.push(cache::DEFAULT_KEY.to_owned());
-    }
-    cache::lookup(root, &request.identity.project, &keys)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn b24_runtime_versions_checked_against_label() {
-        let mut buildspec = Buildspec::default();
-        let mut install = crate::buildspec::Phase::default();
-        install
-            .runtime_versions
-            .insert("python".into(), "3.11".into());
-        buildspec.phases.insert(PhaseName::Install, install);
-        let mut image = ImageInfo::default();
-        assert_eq!(runtime_check(&buildspec, &image), RuntimeCheck::Unsupported);
-        image
-            .labels
-            .insert(LABEL_RUNTIMES.into(), "python=3.11 java=17".into());
-        assert_eq!(runtime_check(&buildspec, &image), RuntimeCheck::Fine);
-        image
-            .labels
-            .insert(LABEL_RUNTIMES.into(), "python=3.12".into());
-        assert!(matches!(
-            runtime_check(&buildspec, &image),
-            RuntimeCheck::Missing(_)
-        ));
-    }
-
-    #[test]
-    fn source_digits_are_digits() {
-        let digits = source_digits("3f2a9c1e-0000");
-        assert!(digits.chars().all(|c| c.is_ascii_digit()));
-        assert_eq!(digits.len(), 9);
     }
 }

@@ -228,6 +228,18 @@ impl Transcript {
         }
     }
 
+    /// [`Transcript::complete`] at the current time, returning the lines.
+    pub fn complete_now(
+        &mut self,
+        name: &str,
+        status: Status,
+        context: Option<(String, String)>,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        self.complete(name, status, context, Utc::now(), &mut out);
+        out
+    }
+
     /// Ends whatever phase is still open (the build was killed) with `status`.
     pub fn abort_open_phase(
         &mut self,
