@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod build;
 pub mod buildspec;
 pub mod cli;
+pub mod daemon;
 pub mod dag;
 pub mod engine;
 pub mod env;

@@ -7,6 +7,7 @@
 
 mod export;
 mod git;
+pub mod github;
 mod locator;
 
 use std::collections::BTreeMap;
