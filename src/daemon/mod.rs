@@ -4,5 +4,6 @@
 //! and [`scheduler`] orders executions through stages by execution mode and debounces triggers.
 //! Neither does I/O nor reads a clock.
 
+pub mod poll;
 pub mod scheduler;
 pub mod trigger;
