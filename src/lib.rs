@@ -5,6 +5,7 @@
 //! (one build through an executor), and [`cli`] (wiring). See `ARCHITECTURE.md`.
 
 pub mod artifacts;
+pub mod aws;
 pub mod build;
 pub mod buildspec;
 pub mod cli;

@@ -10,6 +10,7 @@ pub mod envelope;
 mod digest;
 mod local;
 mod master_key;
+mod s3;
 
 use std::future::Future;
 use std::io;
@@ -17,10 +18,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::AwsError;
+
 pub use digest::Sha256Hex;
 pub use envelope::EnvelopeError;
 pub use local::LocalArtifactStore;
 pub use master_key::{KeyFileProblem, LocalMasterKey};
+pub use s3::{KmsKeyWrapper, S3ArtifactStore, S3Encryption, S3StoreConfig};
 
 /// Names a stored artifact: the SHA-256 of its plaintext and its length in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +124,15 @@ pub enum ArtifactError {
     InvalidDigest {
         /// The rejected text.
         value: String,
+    },
+    /// An S3 or KMS call failed; the error names the bucket, object or key.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// The file's content changed between hashing it and uploading it.
+    #[error("store {}: the file changed while it was being uploaded", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
     },
     /// The blocking task doing the file work panicked or was cancelled.
     #[error("finish the artifact file task")]

@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("buildspec", 0),
     ("pipeline", 0),
     ("dag", 0),
+    ("aws", 1),
     ("executor", 1),
     ("source", 1),
     ("state", 1),
@@ -28,6 +29,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("dag", "pipeline"),
     ("dag", "yaml"),
     ("engine", "build"),
+    ("artifacts", "aws"),
+    ("executor", "aws"),
 ];
 
 /// Lower-layer modules a module still may not use: the engine runs on traits, never on the

@@ -1,0 +1,213 @@
+//! Streams one object into S3: a single `PutObject` up to [`PART_SIZE`], a multipart upload
+//! above it, reading one part at a time (memory stays at one part) and hashing what it sends.
+//!
+//! A multipart upload that fails or is dropped midway is aborted, so no object and no orphaned
+//! parts remain under the key (a bucket lifecycle rule for incomplete uploads is still wise, for
+//! a process killed outright).
+
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+
+use crate::artifacts::{ArtifactError, Sha256Hex, io_error};
+use crate::aws::{NewObject, S3Client};
+
+/// Largest object sent in one `PutObject`, and the usual part size above it.
+pub(super) const PART_SIZE: usize = 16 * 1024 * 1024;
+/// S3's limit on the number of parts in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// What the upload must find in the bytes it sends; a mismatch means the file changed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected<'a> {
+    /// Exact length.
+    pub(super) len: u64,
+    /// SHA-256, when the bytes are the plaintext the object is named by.
+    pub(super) digest: Option<&'a Sha256Hex>,
+    /// The file, for messages.
+    pub(super) source: &'a Path,
+}
+
+/// Sends `body` to `object`; the object appears only if every byte was read and matched.
+pub(super) async fn upload(
+    s3: &S3Client,
+    object: &NewObject<'_>,
+    mut body: impl AsyncRead + Unpin + Send,
+    expected: Expected<'_>,
+) -> Result<(), ArtifactError> {
+    let mut seen = Seen::default();
+    if expected.len <= PART_SIZE as u64 {
+        // One byte more than allowed shows a file that grew since it was hashed.
+        let part = read_part(&mut body, PART_SIZE + 1, expected.source).await?;
+        seen.record(&part);
+        seen.check(&expected)?;
+        s3.put_object(object, part).await?;
+        return Ok(());
+    }
+    let upload_id = s3.create_multipart_upload(object).await?;
+    let guard = AbortGuard {
+        s3: s3.clone(),
+        bucket: object.bucket.to_owned(),
+        key: object.key.to_owned(),
+        upload_id: Some(upload_id.clone()),
+    };
+    let result = async {
+        let parts = send_parts(s3, object, &upload_id, &mut body, &mut seen, &expected).await?;
+        seen.check(&expected)?;
+        s3.complete_multipart_upload(object, &upload_id, parts)
+            .await
+            .map_err(ArtifactError::from)
+    }
+    .await;
+    match result {
+        Ok(()) => guard.disarm(),
+        Err(_) => guard.abort().await,
+    }
+    result
+}
+
+async fn send_parts(
+    s3: &S3Client,
+    object: &NewObject<'_>,
+    upload_id: &str,
+    body: &mut (impl AsyncRead + Unpin + Send),
+    seen: &mut Seen,
+    expected: &Expected<'_>,
+) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, ArtifactError> {
+    let part_size = part_size(expected.len);
+    let mut parts = Vec::new();
+    for part_number in 1.. {
+        let part = read_part(body, part_size, expected.source).await?;
+        if part.is_empty() {
+            break;
+        }
+        seen.record(&part);
+        if seen.len > expected.len {
+            return Err(ArtifactError::Changed {
+                path: expected.source.to_path_buf(),
+            });
+        }
+        let last = part.len() < part_size;
+        parts.push(s3.upload_part(object, upload_id, part_number, part).await?);
+        if last {
+            break;
+        }
+    }
+    Ok(parts)
+}
+
+/// The part size for an object of `len` bytes: [`PART_SIZE`], or more to stay within
+/// [`MAX_PARTS`] parts, rounded up to whole MiB.
+fn part_size(len: u64) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let needed = len.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    usize::try_from(needed).map_or(usize::MAX, |needed| needed.max(PART_SIZE))
+}
+
+/// Reads up to `size` bytes, fewer only at the end of the input.
+async fn read_part(
+    body: &mut (impl AsyncRead + Unpin + Send),
+    size: usize,
+    source: &Path,
+) -> Result<Bytes, ArtifactError> {
+    let mut buffer = BytesMut::with_capacity(size);
+    while buffer.len() < size {
+        let limit = (size - buffer.len()) as u64;
+        let count = body
+            .take(limit)
+            .read_buf(&mut buffer)
+            .await
+            .map_err(io_error("read", source))?;
+        if count == 0 {
+            break;
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+/// Hash and length of the bytes sent so far.
+#[derive(Default)]
+struct Seen {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Seen {
+    fn record(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    fn check(&self, expected: &Expected<'_>) -> Result<(), ArtifactError> {
+        let digest_matches = expected.digest.is_none_or(|digest| {
+            format!("{:x}", self.hasher.clone().finalize()) == digest.as_str()
+        });
+        if self.len == expected.len && digest_matches {
+            Ok(())
+        } else {
+            Err(ArtifactError::Changed {
+                path: expected.source.to_path_buf(),
+            })
+        }
+    }
+}
+
+/// Aborts a multipart upload unless disarmed; on drop (the put was cancelled) it spawns the abort.
+struct AbortGuard {
+    s3: S3Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl AbortGuard {
+    fn disarm(mut self) {
+        self.upload_id = None;
+    }
+
+    async fn abort(mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            abort(&self.s3, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+}
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (s3, bucket, key) = (self.s3.clone(), self.bucket.clone(), self.key.clone());
+            runtime.spawn(async move { abort(&s3, &bucket, &key, &upload_id).await });
+        }
+    }
+}
+
+async fn abort(s3: &S3Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(error) = s3.abort_multipart_upload(bucket, key, upload_id).await {
+        tracing::warn!(
+            bucket,
+            key,
+            upload_id,
+            error = &error as &dyn std::error::Error,
+            "could not abort a multipart upload; a lifecycle rule will have to remove its parts"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_only_past_ten_thousand_parts() {
+        assert_eq!(part_size(40 * 1024 * 1024), PART_SIZE);
+        assert_eq!(part_size(10_000 * PART_SIZE as u64), PART_SIZE);
+        let huge = 10_000 * PART_SIZE as u64 + 1;
+        assert_eq!(part_size(huge), PART_SIZE + 1024 * 1024);
+        assert!(huge.div_ceil(part_size(huge) as u64) <= MAX_PARTS);
+    }
+}
