@@ -17,6 +17,11 @@ log="${MOTO_LOG:-${TMPDIR:-/tmp}/runner-moto-${port}.log}"
 # A bare TCP connect (bash /dev/tcp): no curl needed on a fresh machine.
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; }
 
+# Behind a TLS-intercepting proxy pip must trust the host's bundle.
+if [ -z "${PIP_CERT:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  export PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+fi
+
 if [ ! -x "${venv}/bin/moto_server" ] || [ ! -x "${venv}/bin/aws" ]; then
   say "installing moto[server] and awscli into ${venv}"
   mkdir -p "$(dirname "$venv")"
