@@ -1,5 +1,6 @@
 //! `runner status`, `runner list` and `runner logs`: what the state database knows.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 
 use anyhow::Context as _;
@@ -7,7 +8,7 @@ use anyhow::Context as _;
 use super::Outcome;
 use super::args::{ListArgs, LogsArgs, StatusArgs};
 use super::settings::Settings;
-use crate::state::{ExecutionDetail, ExecutionId, Store};
+use crate::state::{ActionRun, ExecutionDetail, ExecutionId, Store};
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::open(settings.data_dir.join("state.db"))
@@ -102,29 +103,50 @@ fn latest_stages(detail: &ExecutionDetail) -> Vec<String> {
     stages
 }
 
+/// The execution as one line of JSON: its latest action attempts under `actions`, and the full
+/// history (every stage attempt, every action attempt, P38) under `stages` and `attempts`.
 fn to_json(detail: &ExecutionDetail) -> String {
-    let quote = |text: &str| format!("{text:?}");
+    let quote = |text: &str| json_string(text);
+    let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map_or("null".into(), |t| quote(&t.to_rfc3339()))
+    };
+    let action_json = |a: &ActionRun| {
+        format!(
+            "{{\"stage\":{},\"action\":{},\"attempt\":{},\"stage_attempt\":{},\"status\":{},\"started_at\":{},\"ended_at\":{},\"build_id\":{},\"error\":{}}}",
+            quote(&a.stage),
+            quote(&a.action),
+            a.attempt,
+            a.stage_attempt,
+            quote(a.status.as_str()),
+            time(Some(a.started_at)),
+            time(a.ended_at),
+            a.build_id.as_deref().map_or("null".into(), quote),
+            a.error.as_deref().map_or("null".into(), quote),
+        )
+    };
     let actions: Vec<String> = latest_stages(detail)
         .iter()
-        .flat_map(|stage| {
-            detail.latest_actions(stage).map(move |a| {
-                format!(
-                    "{{\"stage\":{},\"action\":{},\"attempt\":{},\"status\":{},\"started_at\":{},\"ended_at\":{},\"build_id\":{},\"error\":{}}}",
-                    quote(stage),
-                    quote(&a.action),
-                    a.attempt,
-                    quote(a.status.as_str()),
-                    quote(&a.started_at.to_rfc3339()),
-                    a.ended_at.map_or("null".into(), |t| quote(&t.to_rfc3339())),
-                    a.build_id.as_deref().map_or("null".into(), quote),
-                    a.error.as_deref().map_or("null".into(), quote),
-                )
-            })
+        .flat_map(|stage| detail.latest_actions(stage).map(action_json))
+        .collect();
+    let attempts: Vec<String> = detail.actions.iter().map(action_json).collect();
+    let stages: Vec<String> = detail
+        .stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"stage\":{},\"attempt\":{},\"retry_mode\":{},\"status\":{},\"started_at\":{},\"ended_at\":{}}}",
+                quote(&s.stage),
+                s.attempt,
+                s.retry_mode.map_or("null".into(), |m| quote(m.as_str())),
+                quote(s.status.as_str()),
+                time(Some(s.started_at)),
+                time(s.ended_at),
+            )
         })
         .collect();
     let execution = &detail.execution;
     format!(
-        "{{\"id\":{},\"pipeline\":{},\"status\":{},\"revision\":{},\"started_at\":{},\"ended_at\":{},\"actions\":[{}]}}",
+        "{{\"id\":{},\"pipeline\":{},\"status\":{},\"revision\":{},\"started_at\":{},\"ended_at\":{},\"actions\":[{}],\"stages\":[{}],\"attempts\":[{}]}}",
         quote(execution.id.as_str()),
         quote(&execution.pipeline),
         quote(execution.status.as_str()),
@@ -132,12 +154,33 @@ fn to_json(detail: &ExecutionDetail) -> String {
             .sources
             .first()
             .map_or("null".into(), |s| quote(&s.revision_id)),
-        quote(&execution.started_at.to_rfc3339()),
-        execution
-            .ended_at
-            .map_or("null".into(), |t| quote(&t.to_rfc3339())),
-        actions.join(",")
+        time(Some(execution.started_at)),
+        time(execution.ended_at),
+        actions.join(","),
+        stages.join(","),
+        attempts.join(",")
     )
+}
+
+/// `text` as a JSON string literal (RFC 8259 escapes; Rust's `{:?}` is not JSON).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Runs `runner list`.
@@ -191,4 +234,17 @@ pub(crate) async fn logs(settings: &Settings, args: &LogsArgs) -> anyhow::Result
         }
     }
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(
+            json_string("a \"b\" \\ c\n\t\u{1b}[0m é"),
+            r#""a \"b\" \\ c\n\t\u001b[0m é""#
+        );
+    }
 }

@@ -144,7 +144,18 @@ where
     let loaded = match &build.buildspec {
         BuildspecRef::Path(path) => {
             let path = resolve(path)?;
-            buildspec::load_file(&primary.join(&path))
+            // Messages name the file as the repository does, not its unpacked copy.
+            let text = fs_err::read_to_string(primary.join(&path)).map_err(|error| {
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "YAML_FILE_ERROR: buildspec {path} does not exist in input artifact {}",
+                        build.primary_source
+                    )
+                } else {
+                    format!("YAML_FILE_ERROR: read buildspec {path}: {error}")
+                }
+            })?;
+            buildspec::load(&path, &text)
         }
         BuildspecRef::Inline(text) => buildspec::load("<inline buildspec>", text),
     }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -121,13 +122,14 @@ where
     let span = info_span!("run", run_id = %request.run_id, pipeline = %request.pipeline.name);
     async move {
         let run_id = request.run_id.clone();
-        let emit = |kind| {
+        let emit_at = |at, kind| {
             let _ = events.send(RunEvent {
-                at: chrono::Utc::now(),
+                at,
                 run_id: run_id.clone(),
                 kind,
             });
         };
+        let emit = |kind| emit_at(Utc::now(), kind);
         emit(RunEventKind::RunStarted);
         let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed);
         let permits = Arc::new(Semaphore::new(request.parallelism.max(1)));
@@ -138,7 +140,7 @@ where
             request: request.clone(),
             events: events.clone(),
         });
-        let mut jobs: JoinSet<ActionOutcome> = JoinSet::new();
+        let mut jobs: JoinSet<(ActionOutcome, DateTime<Utc>)> = JoinSet::new();
         let mut job_actions = std::collections::HashMap::new();
         let stop = cancel.child_token();
         if let Some(timeout) = request.timeout {
@@ -154,16 +156,9 @@ where
                     for kind in dispatcher.take_stage_events() {
                         emit(kind);
                     }
-                    emit(RunEventKind::ActionStarted { action: id });
-                    let context = Arc::clone(&context);
-                    let permits = Arc::clone(&permits);
-                    let token = stop.child_token();
                     let inputs = dispatcher.inputs_for(id);
-                    let handle = jobs.spawn(async move {
-                        let _permit = permits.acquire_owned().await;
-                        action::run(&context, id, inputs, &token).await
-                    });
-                    job_actions.insert(handle.id(), id);
+                    let job = run_job(&context, &permits, id, inputs, stop.child_token());
+                    job_actions.insert(jobs.spawn(job).id(), id);
                 }
             }
             let next = tokio::select! {
@@ -177,14 +172,14 @@ where
                 break;
             };
             // A job that panicked still ends its action, as a failure that names it.
-            let (id, outcome) = match joined {
-                Ok((task, outcome)) => (job_actions.remove(&task), outcome),
+            let (id, (outcome, ended)) = match joined {
+                Ok((task, result)) => (job_actions.remove(&task), result),
                 Err(error) => {
                     warn!(error = %error, "an action task ended abnormally");
                     let message = format!("the action's task ended abnormally: {error}");
                     (
                         job_actions.remove(&error.id()),
-                        ActionOutcome::failed(message),
+                        (ActionOutcome::failed(message), Utc::now()),
                     )
                 }
             };
@@ -192,10 +187,13 @@ where
                 continue;
             };
             dispatcher.finish(id, &outcome);
-            emit(RunEventKind::ActionFinished {
-                action: id,
-                outcome: Box::new(outcome),
-            });
+            emit_at(
+                ended,
+                RunEventKind::ActionFinished {
+                    action: id,
+                    outcome: Box::new(outcome),
+                },
+            );
             for kind in dispatcher.take_stage_events() {
                 emit(kind);
             }
@@ -209,4 +207,41 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// One action's job: waits for a permit, says the action started, and runs it. Returns how it
+/// ended and when, taken before the permit is released so no recorded start of a queued action
+/// precedes the recorded end of the action it waited for.
+fn run_job<E, S>(
+    context: &Arc<Context<E, S>>,
+    permits: &Arc<Semaphore>,
+    id: ActionId,
+    inputs: dispatcher::Inputs,
+    token: CancellationToken,
+) -> impl Future<Output = (ActionOutcome, DateTime<Utc>)> + Send + 'static
+where
+    E: Executor + 'static,
+    S: ArtifactStore + 'static,
+{
+    let context = Arc::clone(context);
+    let permits = Arc::clone(permits);
+    async move {
+        let _permit = permits.acquire_owned().await;
+        if token.is_cancelled() {
+            // Stopped while it queued for a permit: no container is started.
+            let outcome = ActionOutcome {
+                status: ActionStatus::Stopped,
+                ..ActionOutcome::failed("stopped before it started")
+            };
+            return (outcome, Utc::now());
+        }
+        // Started once it holds a permit, so the recorded start is the real one (P9).
+        let _ = context.events.send(RunEvent {
+            at: Utc::now(),
+            run_id: context.request.run_id.clone(),
+            kind: RunEventKind::ActionStarted { action: id },
+        });
+        let outcome = action::run(&context, id, inputs, &token).await;
+        (outcome, Utc::now())
+    }
 }

@@ -10,9 +10,14 @@ mod support;
 
 mod cli;
 mod layering;
+mod pipeline_cli;
 
 #[cfg(feature = "docker-tests")]
 mod futureim;
+#[cfg(feature = "docker-tests")]
+mod pipeline_retry;
+#[cfg(feature = "docker-tests")]
+mod pipeline_run;
 #[cfg(feature = "docker-tests")]
 mod robustness;
 #[cfg(feature = "docker-tests")]

@@ -15,6 +15,9 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `runner run`, `retry`, `status --json` and friends on a temporary pipeline.
+pub mod pipeline;
+
 /// The local test image (runners/test), built offline by `.ci/run`.
 pub const IMAGE: &str = "runner/test";
 
