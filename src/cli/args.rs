@@ -58,6 +58,25 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Print a pipeline's plan as a tree, DOT or Mermaid.
     Graph(GraphArgs),
+    /// Follow a repository and run its pipeline on every new head of the branch.
+    Watch(WatchArgs),
+}
+
+/// `runner watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Repository: `owner/name` (GitHub), a git URL or a local path.
+    #[arg(long)]
+    pub repo: String,
+    /// Branch to follow [default: the pipeline's `source.branch`].
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Pipeline file [default: the one in pipelines/ whose source is the repository].
+    #[arg(long)]
+    pub pipeline: Option<PathBuf>,
+    /// Time between polls, e.g. 30s.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 /// `runner run`.
@@ -86,9 +105,9 @@ pub struct RunArgs {
 /// `runner retry`.
 #[derive(Debug, Args)]
 pub struct RetryArgs {
-    /// Pipeline file.
-    #[arg(long, short, default_value = "pipelines/futureim.yml")]
-    pub pipeline: PathBuf,
+    /// Pipeline file [default: the one the latest execution where the stage failed ran with].
+    #[arg(long, short)]
+    pub pipeline: Option<PathBuf>,
     /// The stage to retry.
     #[arg(long)]
     pub stage: String,

@@ -17,6 +17,7 @@ mod source_step;
 mod status;
 mod telemetry;
 mod validate;
+mod watch;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -83,5 +84,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Approve(args) => control::approve(&settings, &args),
         Command::Cancel(args) => control::cancel(&settings, &args),
         Command::Graph(args) => control::graph(&args),
+        Command::Watch(args) => watch::watch(&settings, &args).await,
     }
 }

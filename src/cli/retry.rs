@@ -17,7 +17,11 @@ use crate::state::{ExecutionId, ExecutionStatus, RetryMode};
 
 /// Runs `runner retry`.
 pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Result<Outcome> {
-    let (pipeline, plan) = run::load_pipeline(&args.pipeline)?;
+    let pipeline_path = match &args.pipeline {
+        Some(path) => path.clone(),
+        None => stored_pipeline(settings, args).await?,
+    };
+    let (pipeline, plan) = run::load_pipeline(&pipeline_path)?;
     let Some(stage_index) = pipeline.stages.iter().position(|s| s.name == args.stage) else {
         let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
         bail!(
@@ -154,6 +158,51 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
     };
     run::prepare_images(settings, &workspace, &pipeline).await?;
     run::execute(settings, &workspace, request, Some((stage_index, mode))).await
+}
+
+/// Without `--pipeline`: the pipeline file that the newest execution with a failed (or stopped,
+/// or abandoned) attempt of the stage ran with, from the copies kept by digest.
+async fn stored_pipeline(
+    settings: &Settings,
+    args: &RetryArgs,
+) -> anyhow::Result<std::path::PathBuf> {
+    let store = crate::state::Store::open(settings.data_dir.join("state.db"))
+        .await
+        .context("open the state database")?;
+    let mut pipelines: Vec<String> = Vec::new();
+    for execution in store.list_executions(None, 200).await? {
+        if !pipelines.contains(&execution.pipeline) {
+            pipelines.push(execution.pipeline);
+        }
+    }
+    let mut newest: Option<crate::state::Execution> = None;
+    for name in pipelines {
+        if let Some(found) = store
+            .latest_execution_where_stage_failed(&name, &args.stage)
+            .await?
+        {
+            if newest
+                .as_ref()
+                .is_none_or(|n| found.started_at > n.started_at)
+            {
+                newest = Some(found);
+            }
+        }
+    }
+    let execution = newest.with_context(|| {
+        format!(
+            "no execution has a failed or stopped stage {}; pass --pipeline and --execution",
+            args.stage
+        )
+    })?;
+    let path = run::pipeline_copy(settings, &execution.pipeline_digest);
+    if !path.is_file() {
+        bail!(
+            "the pipeline file of execution {} was not kept; pass --pipeline",
+            execution.id.as_str()
+        );
+    }
+    Ok(path)
 }
 
 /// The outputs an earlier attempt stored for `id`: its artifacts (which must still exist) and

@@ -88,16 +88,69 @@ pub(crate) fn load_pipeline(path: &Path) -> anyhow::Result<(Arc<Pipeline>, Arc<P
 /// Runs `runner run`.
 pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<Outcome> {
     let (pipeline, plan) = load_pipeline(&args.pipeline)?;
-    let variables = pipeline_variables(&pipeline, &args.variables)?;
     let workspace = Workspace::open(settings).await?;
     prepare_images(settings, &workspace, &pipeline).await?;
-    let options = SourceOptions {
-        revision: args.revision.as_deref(),
-        source_dir: args.source_dir.as_deref(),
+    let options = StartOptions {
+        revision: args.revision.clone(),
+        source_dir: args.source_dir.clone(),
+        variables: args.variables.clone(),
+        parallelism: args.parallelism,
+        timeout: args.timeout,
+        trigger: TriggerKind::Manual,
+        trigger_detail: std::env::var("USER").unwrap_or_default(),
+    };
+    start_execution(settings, &workspace, &pipeline, &plan, &options).await
+}
+
+/// How to start one execution.
+pub(crate) struct StartOptions {
+    /// A commit or branch instead of the pipeline's branch.
+    pub(crate) revision: Option<String>,
+    /// A directory to snapshot instead of fetching.
+    pub(crate) source_dir: Option<std::path::PathBuf>,
+    /// `NAME=VALUE` pipeline variable overrides.
+    pub(crate) variables: Vec<String>,
+    /// Actions at once.
+    pub(crate) parallelism: usize,
+    /// Execution timeout.
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// What started it.
+    pub(crate) trigger: TriggerKind,
+    /// Who or what, for the record.
+    pub(crate) trigger_detail: String,
+}
+
+impl StartOptions {
+    /// A start by `trigger` at `revision` with every default.
+    pub(crate) fn triggered(trigger: TriggerKind, revision: String, detail: String) -> Self {
+        Self {
+            revision: Some(revision),
+            source_dir: None,
+            variables: Vec::new(),
+            parallelism: 4,
+            timeout: None,
+            trigger,
+            trigger_detail: detail,
+        }
+    }
+}
+
+/// Fetches the source, records a new execution and runs it to its end.
+pub(crate) async fn start_execution(
+    settings: &Settings,
+    workspace: &Workspace,
+    pipeline: &Arc<Pipeline>,
+    plan: &Arc<Plan>,
+    options: &StartOptions,
+) -> anyhow::Result<Outcome> {
+    let variables = pipeline_variables(pipeline, &options.variables)?;
+    let source = SourceOptions {
+        revision: options.revision.as_deref(),
+        source_dir: options.source_dir.as_deref(),
         mirrors: settings.data_dir.join("mirrors"),
         github_base: &settings.github_base,
     };
-    let fetched = source_step::fetch(&pipeline, workspace.artifacts.as_ref(), &options).await?;
+    let fetched = source_step::fetch(pipeline, workspace.artifacts.as_ref(), &source).await?;
     let run_id = RunId::generate();
     let execution = ExecutionId::from(run_id.0.as_str());
     workspace
@@ -105,10 +158,10 @@ pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<O
         .create_execution(NewExecution {
             id: execution.clone(),
             pipeline: pipeline.name.clone(),
-            pipeline_digest: pipeline::digest(&pipeline),
+            pipeline_digest: pipeline::digest(pipeline),
             trigger: Trigger {
-                kind: TriggerKind::Manual,
-                detail: std::env::var("USER").unwrap_or_default(),
+                kind: options.trigger,
+                detail: options.trigger_detail.clone(),
             },
             sources: vec![SourceRevision {
                 action: pipeline.stages[0].actions[0].name.clone(),
@@ -120,11 +173,12 @@ pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<O
         })
         .await
         .context("record the execution")?;
+    save_pipeline_copy(settings, pipeline)?;
     eprintln_status(&format!(
         "execution {run_id} of {} at {}",
         pipeline.name, fetched.revision
     ));
-    record_source_stage(&workspace.store, &pipeline, &execution, &fetched.outputs).await?;
+    record_source_stage(&workspace.store, pipeline, &execution, &fetched.outputs).await?;
     workspace
         .store
         .set_variables(&execution, PIPELINE_VARIABLES, None, variables.clone())
@@ -132,16 +186,40 @@ pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<O
         .context("record the pipeline variables")?;
     let request = ExecutionRequest {
         run_id,
-        pipeline: Arc::clone(&pipeline),
-        plan,
+        pipeline: Arc::clone(pipeline),
+        plan: Arc::clone(plan),
         completed: fetched.outputs,
         pipeline_variables: variables,
         revision: Some(fetched.revision).filter(|r| !r.starts_with("dir:")),
-        parallelism: args.parallelism,
-        timeout: args.timeout,
+        parallelism: options.parallelism,
+        timeout: options.timeout,
         builds: build_settings(settings, &workspace.store),
     };
-    execute(settings, &workspace, request, None).await
+    execute(settings, workspace, request, None).await
+}
+
+/// Keeps the pipeline file an execution ran with, by digest, so `runner retry` without
+/// `--pipeline` can find it again.
+fn save_pipeline_copy(settings: &Settings, pipeline: &Pipeline) -> anyhow::Result<()> {
+    let dir = settings.data_dir.join("pipelines");
+    let path = dir.join(format!("{}.yml", pipeline::digest(pipeline)));
+    if path.exists() {
+        return Ok(());
+    }
+    fs_err::create_dir_all(&dir).context("create the pipeline copies directory")?;
+    let text = fs_err::read_to_string(&pipeline.origin).context("copy the pipeline file")?;
+    let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+    fs_err::write(&temp, text).context("copy the pipeline file")?;
+    fs_err::rename(&temp, &path).context("copy the pipeline file")?;
+    Ok(())
+}
+
+/// The copy of the pipeline file an execution ran with.
+pub(crate) fn pipeline_copy(settings: &Settings, digest: &str) -> std::path::PathBuf {
+    settings
+        .data_dir
+        .join("pipelines")
+        .join(format!("{digest}.yml"))
 }
 
 /// Runs an execution request to its end with the recorder attached; maps the status.
