@@ -32,3 +32,5 @@ mod rules_load;
 mod scenarios;
 #[cfg(feature = "docker-tests")]
 mod staging;
+#[cfg(feature = "docker-tests")]
+mod watch;

@@ -1,0 +1,131 @@
+//! `runner watch`: polling a repository starts the pipeline on each new head of the branch, once,
+//! and only when the trigger filters match (issue 5, P28–P30).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::pipeline::{Pipeline, git};
+
+/// A bare repository with one commit on `main` (a buildspec that prints `msg.txt`), and a work
+/// clone to push more commits from.
+fn repository(root: &Path) -> (String, std::path::PathBuf) {
+    let bare = root.join("repo.git");
+    let work = root.join("work");
+    git(
+        root,
+        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
+    );
+    git(
+        root,
+        &["init", "-q", "-b", "main", work.to_str().expect("utf-8")],
+    );
+    std::fs::write(
+        work.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat msg.txt\n",
+    )
+    .expect("write");
+    std::fs::write(work.join("msg.txt"), "one\n").expect("write");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    let url = format!("file://{}", bare.display());
+    git(&work, &["push", "-q", &url, "HEAD:main"]);
+    (url, work)
+}
+
+fn push(work: &Path, url: &str, file: &str, content: &str) {
+    std::fs::create_dir_all(work.join(file).parent().expect("parent")).expect("mkdir");
+    std::fs::write(work.join(file), content).expect("write");
+    git(work, &["add", "."]);
+    git(work, &["commit", "-qm", content.trim()]);
+    git(work, &["push", "-q", url, "HEAD:main"]);
+}
+
+fn pipeline(url: &str, triggers: &str) -> Pipeline {
+    Pipeline::new(&format!(
+        "name: watched\nsource:\n  repo: {url}\n  branch: main\n{triggers}defaults:\n  image: runner/test\nstages:\n  - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n  - name: build\n    actions:\n      - name: echo\n        type: build\n        inputs: [Src]\n"
+    ))
+}
+
+fn executions(stdout: &str) -> usize {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("==> execution ") && l.contains(" of watched at "))
+        .count()
+}
+
+#[test]
+fn watch_runs_the_pipeline_once_per_new_head() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (url, work) = repository(root.path());
+    let pipeline = pipeline(&url, "");
+    let args = [
+        "watch",
+        "--repo",
+        url.as_str(),
+        "--pipeline",
+        "{pipeline}",
+        "--interval",
+        "1s",
+    ];
+    let mut watch = pipeline.spawn(args);
+    watch.wait_for("[build.echo] one", Duration::from_secs(90));
+    watch.wait_for("Succeeded", Duration::from_secs(30));
+
+    push(&work, &url, "msg.txt", "two\n");
+    let pushed = Instant::now();
+    watch.wait_for("[build.echo] two", Duration::from_secs(90));
+    let waited = pushed.elapsed();
+    assert_eq!(executions(&watch.stdout()), 2, "{}", watch.stdout());
+    watch.kill_9();
+    eprintln!("push to build output: {waited:?}");
+
+    // A restarted watch knows the head was built and starts nothing for it.
+    let mut again = pipeline.spawn(args);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(again.is_running());
+    assert_eq!(executions(&again.stdout()), 0, "{}", again.stdout());
+    push(&work, &url, "msg.txt", "three\n");
+    again.wait_for("[build.echo] three", Duration::from_secs(90));
+    assert_eq!(executions(&again.stdout()), 1, "{}", again.stdout());
+    again.kill_9();
+    let list = pipeline.run(["list"]);
+    assert_eq!(
+        list.stdout
+            .lines()
+            .filter(|l| l.contains(" watched "))
+            .count(),
+        3,
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
+fn p28_watch_skips_a_push_that_matches_no_file_filter() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (url, work) = repository(root.path());
+    let triggers = "  triggers:\n    push:\n      - branches: {includes: [main]}\n        file_paths: {includes: [\"src/**\"]}\n";
+    let pipeline = pipeline(&url, triggers);
+    let args = [
+        "watch",
+        "--repo",
+        url.as_str(),
+        "--pipeline",
+        "{pipeline}",
+        "--interval",
+        "1s",
+    ];
+    let mut watch = pipeline.spawn(args);
+    // The first head has no previous commit to diff: its files are everything it holds, and
+    // none is under src/, so nothing starts.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(executions(&watch.stdout()), 0, "{}", watch.stdout());
+    push(&work, &url, "docs/readme.md", "docs only\n");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(executions(&watch.stdout()), 0, "{}", watch.stdout());
+    push(&work, &url, "src/app.txt", "code\n");
+    watch.wait_for(" of watched at ", Duration::from_secs(60));
+    watch.wait_for("Succeeded", Duration::from_secs(60));
+    assert_eq!(executions(&watch.stdout()), 1, "{}", watch.stdout());
+    watch.kill_9();
+}
