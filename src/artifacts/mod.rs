@@ -5,6 +5,7 @@
 //! move bytes in and out by digest: they know nothing of pipelines, runs or which references are
 //! still live (deleting is the caller's decision, and one object may back several references).
 
+mod any;
 pub mod envelope;
 
 mod digest;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsError;
 
+pub use any::AnyArtifactStore;
 pub use digest::Sha256Hex;
 pub use envelope::EnvelopeError;
 pub use local::LocalArtifactStore;

@@ -119,7 +119,16 @@ impl S3ArtifactStore {
         &self.config
     }
 
-    /// The object key for `digest`.
+    /// `s3://bucket/prefix`, for messages.
+    pub fn location(&self) -> String {
+        if self.config.prefix.is_empty() {
+            format!("s3://{}", self.config.bucket)
+        } else {
+            format!("s3://{}/{}", self.config.bucket, self.config.prefix)
+        }
+    }
+
+    /// The object key of `digest`.
     pub fn object_key(&self, digest: &Sha256Hex) -> String {
         if self.config.prefix.is_empty() {
             digest.as_str().to_owned()

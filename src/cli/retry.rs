@@ -10,7 +10,7 @@ use super::Outcome;
 use super::args::RetryArgs;
 use super::run::{self, PIPELINE_VARIABLES, Workspace};
 use super::settings::Settings;
-use crate::artifacts::{ArtifactRef, ArtifactStore as _, Sha256Hex};
+use crate::artifacts::{AnyArtifactStore, ArtifactRef, ArtifactStore as _, Sha256Hex};
 use crate::engine::{ActionOutputs, ExecutionRequest, RunId};
 use crate::pipeline::{self, ActionId};
 use crate::state::{ExecutionId, ExecutionStatus, RetryMode};
@@ -34,6 +34,7 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
         bail!("the source stage cannot be retried; start a new execution instead");
     }
     let workspace = Workspace::open(settings).await?;
+    let artifacts = workspace.artifact_store(&pipeline).await?;
     let store = &workspace.store;
     let execution = match &args.execution {
         Some(id) => ExecutionId::from(id.as_str()),
@@ -119,7 +120,10 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
         }
         completed.insert(
             id,
-            stored_outputs(&workspace, &execution, id, &pipeline, &variables).await?,
+            stored_outputs(
+                &workspace, &artifacts, &execution, id, &pipeline, &variables,
+            )
+            .await?,
         );
     }
     store
@@ -157,7 +161,14 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
         builds: run::build_settings(settings, store),
     };
     run::prepare_images(settings, &workspace, &pipeline).await?;
-    run::execute(settings, &workspace, request, Some((stage_index, mode))).await
+    run::execute(
+        settings,
+        &workspace,
+        &artifacts,
+        request,
+        Some((stage_index, mode)),
+    )
+    .await
 }
 
 /// Without `--pipeline`: the pipeline file that the newest execution with a failed (or stopped,
@@ -209,6 +220,7 @@ async fn stored_pipeline(
 /// its namespace's variables.
 async fn stored_outputs(
     workspace: &Workspace,
+    store: &Arc<AnyArtifactStore>,
     execution: &ExecutionId,
     id: ActionId,
     pipeline: &pipeline::Pipeline,
@@ -232,7 +244,7 @@ async fn stored_outputs(
                 .context("a stored artifact digest is malformed")?,
             size: stored.size,
         };
-        if !workspace.artifacts.exists(&reference).await? {
+        if !store.exists(&reference).await? {
             bail!(
                 "artifact {name} ({}) is no longer in the artifact store; the stage cannot be retried",
                 stored.digest

@@ -14,7 +14,9 @@ use super::args::RunArgs;
 use super::recorder::Recorder;
 use super::settings::Settings;
 use super::source_step::{self, SourceOptions};
-use crate::artifacts::LocalArtifactStore;
+use crate::artifacts::{
+    AnyArtifactStore, LocalArtifactStore, S3ArtifactStore, S3Encryption, S3StoreConfig,
+};
 use crate::dag::Plan;
 use crate::engine::{
     self, ActionOutputs, BuildCounter, BuildSettings, ExecutionRequest, RunId, RunStatus,
@@ -35,7 +37,9 @@ pub(crate) struct Workspace {
     /// State database.
     pub(crate) store: Store,
     /// Artifact store.
-    pub(crate) artifacts: Arc<LocalArtifactStore>,
+    /// The local artifact store (pipelines with `artifact_store: {type: s3}` get theirs from
+    /// [`Workspace::artifact_store`]).
+    pub(crate) artifacts: Arc<AnyArtifactStore>,
     /// Docker.
     pub(crate) executor: Arc<DockerExecutor>,
 }
@@ -69,9 +73,46 @@ impl Workspace {
         }
         Ok(Self {
             store,
-            artifacts: Arc::new(artifacts),
+            artifacts: Arc::new(AnyArtifactStore::Local(artifacts)),
             executor: Arc::new(executor),
         })
+    }
+}
+
+impl Workspace {
+    /// The artifact store `pipeline` names: the local one, or S3 + KMS through the standard AWS
+    /// configuration chain (`AWS_ENDPOINT_URL` honoured), checked before anything runs.
+    pub(crate) async fn artifact_store(
+        &self,
+        pipeline: &Pipeline,
+    ) -> anyhow::Result<Arc<AnyArtifactStore>> {
+        let crate::pipeline::ArtifactStore::S3 {
+            bucket,
+            prefix,
+            kms_key_id,
+        } = &pipeline.artifact_store
+        else {
+            return Ok(Arc::clone(&self.artifacts));
+        };
+        let aws = crate::aws::AwsConfig::load(None, None)
+            .await
+            .context("load the AWS configuration for the S3 artifact store")?;
+        let config = S3StoreConfig {
+            bucket: bucket.clone(),
+            prefix: prefix
+                .clone()
+                .unwrap_or_else(|| pipeline.name.chars().take(20).collect()),
+            encryption: match kms_key_id {
+                Some(key_id) => S3Encryption::SseKms {
+                    key_id: key_id.clone(),
+                },
+                None => S3Encryption::ManagedKey,
+            },
+        };
+        let store = S3ArtifactStore::connect(&aws, config)
+            .await
+            .with_context(|| format!("open the artifact store s3://{bucket}"))?;
+        Ok(Arc::new(AnyArtifactStore::S3(store)))
     }
 }
 
@@ -150,7 +191,8 @@ pub(crate) async fn start_execution(
         mirrors: settings.data_dir.join("mirrors"),
         github_base: &settings.github_base,
     };
-    let fetched = source_step::fetch(pipeline, workspace.artifacts.as_ref(), &source).await?;
+    let store = workspace.artifact_store(pipeline).await?;
+    let fetched = source_step::fetch(pipeline, store.as_ref(), &source).await?;
     let run_id = RunId::generate();
     let execution = ExecutionId::from(run_id.0.as_str());
     workspace
@@ -195,7 +237,7 @@ pub(crate) async fn start_execution(
         timeout: options.timeout,
         builds: build_settings(settings, &workspace.store),
     };
-    execute(settings, workspace, request, None).await
+    execute(settings, workspace, &store, request, None).await
 }
 
 /// Keeps the pipeline file an execution ran with, by digest, so `runner retry` without
@@ -226,6 +268,7 @@ pub(crate) fn pipeline_copy(settings: &Settings, digest: &str) -> std::path::Pat
 pub(crate) async fn execute(
     settings: &Settings,
     workspace: &Workspace,
+    store: &Arc<AnyArtifactStore>,
     request: ExecutionRequest,
     retry: Option<(usize, RetryMode)>,
 ) -> anyhow::Result<Outcome> {
@@ -252,7 +295,7 @@ pub(crate) async fn execute(
     let run_id = request.run_id.clone();
     let status = engine::run(
         Arc::clone(&workspace.executor),
-        Arc::clone(&workspace.artifacts),
+        Arc::clone(store),
         approvals,
         request,
         events,

@@ -12,6 +12,8 @@ mod cli;
 mod layering;
 mod pipeline_cli;
 
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod aws_store;
 #[cfg(feature = "docker-tests")]
 mod futureim;
 #[cfg(feature = "docker-tests")]
