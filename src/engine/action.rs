@@ -5,7 +5,6 @@
 //! configuration just before it starts (P31), runs the buildspec through [`build::run`], and
 //! puts each output ZIP into the artifact store. An approval action waits on the gate.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,14 +13,13 @@ use tracing::{Instrument as _, info_span};
 
 use super::dispatcher::Inputs;
 use super::event::{ActionOutcome, ActionOutputs, ActionStatus, RunEvent, RunEventKind};
+use super::inputs;
 use super::{Approval, Context};
 use crate::artifacts::ArtifactStore;
 use crate::build::{self, BuildIdentity, BuildRequest, EnvLayers, LogSink, Status};
 use crate::buildspec;
 use crate::executor::{DockerSocket, Executor, ImageInfo, NetworkMode};
-use crate::pipeline::{
-    ActionId, ActionKind, BuildAction, BuildspecRef, Network, resolve_variables,
-};
+use crate::pipeline::{ActionId, ActionKind, BuildAction, BuildspecRef, Network};
 
 /// Runs action `id` and reports how it ended; never panics on bad input.
 pub(super) async fn run<E, S>(
@@ -110,37 +108,11 @@ where
     let request = &context.request;
     let pipeline = &request.pipeline;
     let action = pipeline.action(id).ok_or("unknown action")?;
-    let mut sources = BTreeMap::new();
-    for name in &action.inputs {
-        let reference = inputs
-            .artifacts
-            .get(name)
-            .ok_or_else(|| format!("input artifact {name} was not produced"))?;
-        let zip = work.join(format!("{name}.zip"));
-        context
-            .store
-            .get(reference, &zip)
-            .await
-            .map_err(|error| format!("fetch input artifact {name}: {error}"))?;
-        let dir = work.join("inputs").join(name);
-        build::collect::extract_zip(&zip, &dir)
-            .map_err(|error| format!("unpack input artifact {name}: {error}"))?;
-        sources.insert(name.clone(), dir);
-    }
+    let mut sources = inputs::fetch(context.store.as_ref(), &action.inputs, inputs, work).await?;
     let primary = sources
         .remove(&build.primary_source)
         .ok_or_else(|| format!("primary source {} is missing", build.primary_source))?;
-    let lookup = |namespace: &str, key: &str| -> Option<String> {
-        match namespace {
-            "codepipeline" if key == "PipelineExecutionId" => Some(request.run_id.0.clone()),
-            "variables" => request.pipeline_variables.get(key).cloned(),
-            other => inputs.variables.get(other)?.get(key).cloned(),
-        }
-    };
-    let resolve = |text: &str| {
-        resolve_variables(text, lookup)
-            .map_err(|error| format!("unresolved variable #{{{}.{}}}", error.namespace, error.key))
-    };
+    let resolve = |text: &str| inputs::resolve(&context.request, inputs, text);
     let loaded = match &build.buildspec {
         BuildspecRef::Path(path) => {
             let path = resolve(path)?;

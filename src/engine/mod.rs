@@ -8,6 +8,7 @@
 mod action;
 mod dispatcher;
 mod event;
+mod inputs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
