@@ -28,6 +28,7 @@ pub(crate) struct Recorder {
     retry: Option<(usize, RetryMode)>,
     stage_attempts: HashMap<usize, u32>,
     actions: HashMap<ActionId, (ActionRunId, fs_err::File)>,
+    started: HashMap<ActionId, chrono::DateTime<chrono::Utc>>,
     quiet: bool,
 }
 
@@ -48,6 +49,7 @@ impl Recorder {
             retry,
             stage_attempts: HashMap::new(),
             actions: HashMap::new(),
+            started: HashMap::new(),
             quiet: false,
         }
     }
@@ -119,6 +121,7 @@ impl Recorder {
                     .await
                     .context("record the log path")?;
                 self.actions.insert(action, (attempt.id, file));
+                self.started.insert(action, at);
                 println!(
                     "==> {stage}.{action_name} started (attempt {})",
                     attempt.attempt
@@ -196,8 +199,15 @@ impl Recorder {
                     .error
                     .as_deref()
                     .map_or_else(String::new, |e| format!(": {e}"));
+                let elapsed = self
+                    .started
+                    .remove(&action)
+                    .map_or_else(String::new, |start| {
+                        let millis = (at - start).num_milliseconds().max(0);
+                        format!(" after {}.{:01}s", millis / 1000, (millis % 1000) / 100)
+                    });
                 println!(
-                    "==> {} {}{detail}",
+                    "==> {} {}{elapsed}{detail}",
                     self.name(action),
                     outcome.status.as_str()
                 );
