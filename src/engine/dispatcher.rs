@@ -218,3 +218,121 @@ impl<'a> Dispatcher<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline;
+
+    const PIPELINE: &str = "name: t\nsource:\n  repo: ./src\n  branch: main\nstages:\n  - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n  - name: build\n    actions:\n      - name: a\n        type: build\n        inputs: [Src]\n      - name: b\n        type: build\n        inputs: [Src]\n      - name: c\n        type: build\n        inputs: [Src]\n        run_order: 2\n  - name: deploy\n    actions:\n      - name: d\n        type: build\n        inputs: [Src]\n";
+
+    fn setup() -> (Pipeline, Plan, BTreeMap<ActionId, ActionOutputs>) {
+        let pipeline = pipeline::parse("t.yml", PIPELINE).expect("valid pipeline");
+        let plan = Plan::new(&pipeline).expect("plan");
+        let completed = BTreeMap::from([(
+            ActionId {
+                stage: 0,
+                action: 0,
+            },
+            ActionOutputs::default(),
+        )]);
+        (pipeline, plan, completed)
+    }
+
+    fn id(stage: usize, action: usize) -> ActionId {
+        ActionId { stage, action }
+    }
+
+    fn outcome(status: ActionStatus) -> ActionOutcome {
+        ActionOutcome {
+            status,
+            ..ActionOutcome::failed("")
+        }
+    }
+
+    #[test]
+    fn p9_same_run_order_starts_together_and_the_next_group_waits() {
+        let (pipeline, plan, completed) = setup();
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        assert_eq!(dispatcher.start_ready(), vec![id(1, 0), id(1, 1)]);
+        assert_eq!(
+            dispatcher.take_stage_events(),
+            vec![RunEventKind::StageStarted { stage: 1 }]
+        );
+        dispatcher.finish(id(1, 0), &outcome(ActionStatus::Succeeded));
+        assert!(dispatcher.start_ready().is_empty(), "c waits for b too");
+        dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
+        assert_eq!(dispatcher.start_ready(), vec![id(1, 2)]);
+        dispatcher.finish(id(1, 2), &outcome(ActionStatus::Succeeded));
+        assert_eq!(
+            dispatcher.take_stage_events(),
+            vec![RunEventKind::StageFinished {
+                stage: 1,
+                status: RunStatus::Succeeded
+            }]
+        );
+        assert_eq!(dispatcher.start_ready(), vec![id(2, 0)]);
+        dispatcher.finish(id(2, 0), &outcome(ActionStatus::Succeeded));
+        assert_eq!(dispatcher.status(), RunStatus::Succeeded);
+    }
+
+    #[test]
+    fn p10_a_failure_lets_the_group_finish_and_starts_nothing_after() {
+        let (pipeline, plan, completed) = setup();
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        dispatcher.start_ready();
+        dispatcher.take_stage_events();
+        dispatcher.finish(id(1, 0), &outcome(ActionStatus::Failed));
+        assert!(
+            dispatcher.take_stage_events().is_empty(),
+            "b still runs, so the stage is open"
+        );
+        assert!(dispatcher.start_ready().is_empty());
+        dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
+        assert_eq!(
+            dispatcher.take_stage_events(),
+            vec![RunEventKind::StageFinished {
+                stage: 1,
+                status: RunStatus::Failed
+            }]
+        );
+        assert!(dispatcher.start_ready().is_empty());
+        assert!(dispatcher.close().is_empty());
+        assert_eq!(dispatcher.status(), RunStatus::Failed);
+    }
+
+    #[test]
+    fn stop_starts_nothing_and_the_run_ends_stopped() {
+        let (pipeline, plan, completed) = setup();
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        dispatcher.start_ready();
+        dispatcher.stop();
+        dispatcher.finish(id(1, 0), &outcome(ActionStatus::Stopped));
+        dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
+        assert!(dispatcher.start_ready().is_empty());
+        assert_eq!(dispatcher.status(), RunStatus::Stopped);
+    }
+
+    #[test]
+    fn p38_completed_actions_and_their_outputs_are_kept() {
+        let (pipeline, plan, mut completed) = setup();
+        let digest = crate::artifacts::Sha256Hex::of_bytes(b"src");
+        completed.insert(
+            id(0, 0),
+            ActionOutputs {
+                artifacts: BTreeMap::from([("Src".to_owned(), ArtifactRef { digest, size: 3 })]),
+                variables: BTreeMap::new(),
+            },
+        );
+        for done in [id(1, 0), id(1, 1), id(1, 2)] {
+            completed.insert(done, ActionOutputs::default());
+        }
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        assert_eq!(
+            dispatcher.start_ready(),
+            vec![id(2, 0)],
+            "a retry of deploy runs only deploy"
+        );
+        assert_eq!(dispatcher.inputs_for(id(2, 0)).artifacts.len(), 1);
+    }
+}
