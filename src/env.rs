@@ -19,3 +19,8 @@ pub const RUNNER_STAGING: &str = "RUNNER_STAGING";
 pub const RUNNER_GITHUB_BASE: &str = "RUNNER_GITHUB_BASE";
 /// Log output format: `pretty` or `json`.
 pub const RUNNER_LOG_FORMAT: &str = "RUNNER_LOG_FORMAT";
+/// The secret GitHub signs webhook deliveries with, for `runner serve` (or
+/// `--webhook-secret-file`).
+pub const RUNNER_WEBHOOK_SECRET: &str = "RUNNER_WEBHOOK_SECRET";
+/// The `Bearer` token mutating `runner serve` API calls must carry (or `--api-token-file`).
+pub const RUNNER_API_TOKEN: &str = "RUNNER_API_TOKEN";

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod env;
 pub mod executor;
 pub mod pipeline;
+pub mod server;
 pub mod source;
 pub mod state;
 pub mod yaml;

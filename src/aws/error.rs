@@ -28,6 +28,11 @@ pub enum Resource {
         /// Key id, ARN or alias.
         key_id: String,
     },
+    /// A Lambda function (or one of its aliases).
+    Function {
+        /// Function name or ARN.
+        name: String,
+    },
 }
 
 impl Resource {
@@ -46,6 +51,7 @@ impl fmt::Display for Resource {
             Self::Bucket { bucket } => write!(formatter, "s3://{bucket}"),
             Self::Object { bucket, key } => write!(formatter, "s3://{bucket}/{key}"),
             Self::KmsKey { key_id } => write!(formatter, "KMS key `{key_id}`"),
+            Self::Function { name } => write!(formatter, "Lambda function `{name}`"),
         }
     }
 }
@@ -125,6 +131,49 @@ pub enum AwsError {
         spec: String,
         /// Its key usage.
         usage: String,
+    },
+    /// The Lambda function does not exist.
+    #[error("find Lambda function `{function}` ({operation}): it does not exist")]
+    FunctionNotFound {
+        /// Function name or ARN.
+        function: String,
+        /// The API operation.
+        operation: &'static str,
+    },
+    /// Lambda refused the execution role of a new function (it does not exist, or its trust
+    /// policy does not let Lambda assume it).
+    #[error(
+        "create Lambda function `{function}`: its role `{role}` does not exist or cannot be assumed by Lambda"
+    )]
+    LambdaRoleNotAssumable {
+        /// Function name.
+        function: String,
+        /// The role ARN.
+        role: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The function's `LastUpdateStatus` became `Failed`.
+    #[error("finish updating Lambda function `{function}`: the update failed ({reason})")]
+    LambdaUpdateFailed {
+        /// Function name or ARN.
+        function: String,
+        /// `LastUpdateStatusReason`.
+        reason: String,
+    },
+    /// The function was still updating when the wait ran out.
+    #[error(
+        "finish updating Lambda function `{function}`: still {status} after {}",
+        humantime::format_duration(*waited)
+    )]
+    LambdaUpdateTimedOut {
+        /// Function name or ARN.
+        function: String,
+        /// The last `LastUpdateStatus` seen.
+        status: String,
+        /// How long the wait lasted.
+        waited: std::time::Duration,
     },
     /// Any other error the service answered with.
     #[error("call {operation} on {resource} (error code {code})")]
@@ -214,6 +263,12 @@ impl Call<'_> {
                 resource: self.resource,
                 source,
             },
+            ("ResourceNotFoundException", Resource::Function { name }) => {
+                AwsError::FunctionNotFound {
+                    function: name.clone(),
+                    operation,
+                }
+            }
             ("NotFoundException", _) => AwsError::KmsKeyNotFound {
                 key_id: key_id(),
                 operation,

@@ -1,8 +1,8 @@
-//! AWS SDK setup and thin typed wrappers over the S3 and KMS calls the runner makes.
+//! AWS SDK setup and thin typed wrappers over the S3, KMS and Lambda calls the runner makes.
 //!
 //! [`AwsConfig`] resolves region and credentials with the SDK's standard chain (environment,
 //! profile, SSO, web identity, ECS and EC2 instance metadata) and honours `AWS_ENDPOINT_URL`.
-//! [`S3Client`] and [`KmsClient`] turn every SDK failure into an [`AwsError`] that names the
+//! [`S3Client`], [`KmsClient`] and [`LambdaClient`] turn every SDK failure into an [`AwsError`] that names the
 //! operation, the bucket, object or key, and the endpoint. This module knows nothing of runs,
 //! pipelines or artifacts.
 //!
@@ -11,6 +11,7 @@
 
 mod error;
 mod kms;
+mod lambda;
 mod s3;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -19,7 +20,8 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 pub use error::{AwsError, Resource};
 pub use kms::{DataKeyPair, KmsClient};
-pub use s3::{NewObject, ObjectHead, S3Client};
+pub use lambda::{CodeSource, DIRECT_UPLOAD_LIMIT, FunctionState, LambdaClient, NewFunction};
+pub use s3::{ListedObject, NewObject, ObjectHead, ObjectUpload, S3Client};
 
 /// Resolved AWS settings shared by every client: region, credentials, endpoint, retries.
 #[derive(Debug, Clone)]
@@ -72,6 +74,11 @@ impl AwsConfig {
     /// A KMS client.
     pub fn kms(&self) -> KmsClient {
         KmsClient::new(self)
+    }
+
+    /// A Lambda client.
+    pub fn lambda(&self) -> LambdaClient {
+        LambdaClient::new(self)
     }
 
     /// How errors name the endpoint of `service`: the override, or the regional AWS endpoint.

@@ -33,6 +33,34 @@ pub struct ObjectHead {
     pub metadata: HashMap<String, String>,
 }
 
+/// An object a deploy writes: its headers and how it is encrypted.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectUpload<'a> {
+    /// Bucket name.
+    pub bucket: &'a str,
+    /// Object key.
+    pub key: &'a str,
+    /// `Content-Type`.
+    pub content_type: &'a str,
+    /// `Cache-Control`, if any.
+    pub cache_control: Option<&'a str>,
+    /// SSE-KMS key id, ARN or alias; `None` leaves encryption to the bucket's default.
+    pub kms_key_id: Option<&'a str>,
+    /// User metadata (`x-amz-meta-*`), names without the prefix.
+    pub metadata: &'a [(&'a str, &'a str)],
+}
+
+/// One entry of a bucket listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Object key.
+    pub key: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// The `ETag` without its quotes (the MD5 of a single-part, unencrypted or SSE-S3 object).
+    pub e_tag: String,
+}
+
 /// An S3 client whose errors name the bucket, key, KMS key and endpoint.
 #[derive(Debug, Clone)]
 pub struct S3Client {
@@ -240,6 +268,80 @@ impl S3Client {
             }
             Err(error) => Err(self.object_call("GetObject", bucket, key).fail(error)),
         }
+    }
+
+    /// Every object under `prefix` (all pages of `ListObjectsV2`).
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ListedObject>, AwsError> {
+        let mut objects = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|error| self.bucket_call("ListObjectsV2", bucket).fail(error))?;
+            for object in output.contents() {
+                objects.push(ListedObject {
+                    key: object.key().unwrap_or_default().to_owned(),
+                    size: length(object.size),
+                    e_tag: object
+                        .e_tag()
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_owned(),
+                });
+            }
+            token = output
+                .next_continuation_token
+                .filter(|_| output.is_truncated == Some(true));
+            if token.is_none() {
+                return Ok(objects);
+            }
+        }
+    }
+
+    /// Writes a whole object in one `PutObject` with its content headers; SSE-KMS only when
+    /// the upload names a key.
+    pub async fn upload_object(
+        &self,
+        object: &ObjectUpload<'_>,
+        body: Bytes,
+    ) -> Result<(), AwsError> {
+        let encryption = object.kms_key_id.map(|_| ServerSideEncryption::AwsKms);
+        let metadata = object
+            .metadata
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        self.client
+            .put_object()
+            .bucket(object.bucket)
+            .key(object.key)
+            .content_type(object.content_type)
+            .set_cache_control(object.cache_control.map(str::to_owned))
+            .set_server_side_encryption(encryption)
+            .set_ssekms_key_id(object.kms_key_id.map(str::to_owned))
+            .set_metadata(Some(metadata))
+            .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|error| {
+                Call {
+                    kms_key_id: object.kms_key_id,
+                    ..self.object_call("PutObject", object.bucket, object.key)
+                }
+                .fail(error)
+            })?;
+        Ok(())
     }
 
     /// Deletes the object; deleting an absent key succeeds.

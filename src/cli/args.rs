@@ -60,6 +60,55 @@ pub enum Command {
     Graph(GraphArgs),
     /// Follow a repository and run its pipeline on every new head of the branch.
     Watch(WatchArgs),
+    /// Re-run one stage with the artifacts of an earlier execution that succeeded in it (P40).
+    Rollback(RollbackArgs),
+    /// Serve pipelines: GitHub webhooks start them; an HTTP API shows and starts executions.
+    Serve(ServeArgs),
+}
+
+/// `runner serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Pipeline file to serve; repeat for more.
+    #[arg(long = "pipeline", short, required = true)]
+    pub pipelines: Vec<PathBuf>,
+    /// File holding the webhook secret [default: `$RUNNER_WEBHOOK_SECRET`; without either,
+    /// every webhook delivery is refused].
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// File holding the API token [default: `$RUNNER_API_TOKEN`; without either, the mutating
+    /// API endpoints are refused].
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
+    /// How many actions of one execution may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Start requests a pipeline's queue holds before new ones are refused with 503.
+    #[arg(long, default_value_t = 32)]
+    pub queue_capacity: usize,
+    /// On shutdown, how long running executions may go on before they are stopped, e.g. 5m.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// `runner rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Pipeline file.
+    #[arg(long, short)]
+    pub pipeline: PathBuf,
+    /// The stage to roll back.
+    #[arg(long)]
+    pub stage: String,
+    /// Execution to roll back to [default: the latest that succeeded in the stage].
+    #[arg(long)]
+    pub target: Option<String>,
+    /// How many actions may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
 }
 
 /// `runner watch`.

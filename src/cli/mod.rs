@@ -8,10 +8,13 @@ mod args;
 mod build;
 mod control;
 mod images;
+mod launcher;
 mod recorder;
 mod report;
 mod retry;
+mod rollback;
 mod run;
+mod serve;
 mod settings;
 mod source_step;
 mod status;
@@ -85,5 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Cancel(args) => control::cancel(&settings, &args),
         Command::Graph(args) => control::graph(&args),
         Command::Watch(args) => watch::watch(&settings, &args).await,
+        Command::Rollback(args) => rollback::rollback(&settings, &args).await,
+        Command::Serve(args) => serve::serve(&settings, &args).await,
     }
 }

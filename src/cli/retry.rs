@@ -159,6 +159,7 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
         parallelism: args.parallelism,
         timeout: None,
         builds: run::build_settings(settings, store),
+        last_stage: None,
     };
     run::prepare_images(settings, &workspace, &pipeline).await?;
     run::execute(
@@ -218,7 +219,7 @@ async fn stored_pipeline(
 
 /// The outputs an earlier attempt stored for `id`: its artifacts (which must still exist) and
 /// its namespace's variables.
-async fn stored_outputs(
+pub(crate) async fn stored_outputs(
     workspace: &Workspace,
     store: &Arc<AnyArtifactStore>,
     execution: &ExecutionId,

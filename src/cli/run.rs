@@ -139,6 +139,7 @@ pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<O
         timeout: args.timeout,
         trigger: TriggerKind::Manual,
         trigger_detail: std::env::var("USER").unwrap_or_default(),
+        stop: None,
     };
     start_execution(settings, &workspace, &pipeline, &plan, &options).await
 }
@@ -159,6 +160,9 @@ pub(crate) struct StartOptions {
     pub(crate) trigger: TriggerKind,
     /// Who or what, for the record.
     pub(crate) trigger_detail: String,
+    /// Stops the execution when cancelled (`runner serve`, after its shutdown grace); `None`:
+    /// the first Ctrl-C or SIGTERM does.
+    pub(crate) stop: Option<CancellationToken>,
 }
 
 impl StartOptions {
@@ -172,6 +176,7 @@ impl StartOptions {
             timeout: None,
             trigger,
             trigger_detail: detail,
+            stop: None,
         }
     }
 }
@@ -236,8 +241,17 @@ pub(crate) async fn start_execution(
         parallelism: options.parallelism,
         timeout: options.timeout,
         builds: build_settings(settings, &workspace.store),
+        last_stage: None,
     };
-    execute(settings, workspace, &store, request, None).await
+    execute_until(
+        settings,
+        workspace,
+        &store,
+        request,
+        None,
+        options.stop.as_ref(),
+    )
+    .await
 }
 
 /// Keeps the pipeline file an execution ran with, by digest, so `runner retry` without
@@ -272,6 +286,19 @@ pub(crate) async fn execute(
     request: ExecutionRequest,
     retry: Option<(usize, RetryMode)>,
 ) -> anyhow::Result<Outcome> {
+    execute_until(settings, workspace, store, request, retry, None).await
+}
+
+/// [`execute`], stopped by `stop` (through a child token, so `runner cancel` stops only this
+/// execution) instead of by Ctrl-C and SIGTERM when it is given.
+async fn execute_until(
+    settings: &Settings,
+    workspace: &Workspace,
+    store: &Arc<AnyArtifactStore>,
+    request: ExecutionRequest,
+    retry: Option<(usize, RetryMode)>,
+    stop: Option<&CancellationToken>,
+) -> anyhow::Result<Outcome> {
     let execution = ExecutionId::from(request.run_id.0.as_str());
     let (events, receiver) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
@@ -282,8 +309,14 @@ pub(crate) async fn execute(
         retry,
     );
     let recording = tokio::spawn(recorder.record(receiver));
-    let cancel = CancellationToken::new();
-    super::build::watch_interrupts(cancel.clone());
+    let cancel = stop.map_or_else(
+        || {
+            let cancel = CancellationToken::new();
+            super::build::watch_interrupts(cancel.clone());
+            cancel
+        },
+        CancellationToken::child_token,
+    );
     approvals::watch_cancel_requests(
         settings.data_dir.clone(),
         request.run_id.0.clone(),

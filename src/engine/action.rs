@@ -40,6 +40,12 @@ where
     async move {
         match &action.kind {
             ActionKind::Build(build) => run_build(context, id, build, &inputs, cancel).await,
+            ActionKind::LambdaDeploy(deploy) => {
+                super::deploy::run_lambda(context, id, deploy, &inputs, cancel).await
+            }
+            ActionKind::S3Deploy(deploy) => {
+                super::deploy::run_s3(context, id, deploy, &inputs, cancel).await
+            }
             ActionKind::Approval(approval) => {
                 let stage = &pipeline.stages[id.stage].name;
                 let wait = context.approvals.wait(&context.request.run_id, stage, &action.name, approval.timeout);

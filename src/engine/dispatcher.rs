@@ -20,6 +20,8 @@ enum State {
     Done(ActionStatus),
     /// Done before this execution began (source step, or kept by a retry).
     Completed,
+    /// Not part of this execution (stages after a rollback's stage).
+    OutOfScope,
 }
 
 /// What an action's job receives: its input artifacts and every namespace's variables.
@@ -72,6 +74,18 @@ impl<'a> Dispatcher<'a> {
             dispatcher.absorb(*id, outputs);
         }
         dispatcher
+    }
+
+    /// Leaves every stage after `last` out of this execution.
+    pub(crate) fn with_last_stage(mut self, last: Option<usize>) -> Self {
+        if let Some(last) = last {
+            for (id, state) in &mut self.states {
+                if id.stage > last && *state == State::Pending {
+                    *state = State::OutOfScope;
+                }
+            }
+        }
+        self
     }
 
     fn absorb(&mut self, id: ActionId, outputs: &ActionOutputs) {

@@ -6,6 +6,7 @@
 //! [`ArtifactStore`]; the engine never touches the database: its output is [`RunEvent`]s.
 
 mod action;
+mod deploy;
 mod dispatcher;
 mod event;
 mod inputs;
@@ -96,6 +97,8 @@ pub struct ExecutionRequest {
     pub timeout: Option<Duration>,
     /// Build settings.
     pub builds: BuildSettings,
+    /// Run no stage after this one (a rollback re-runs one stage only, P40).
+    pub last_stage: Option<usize>,
 }
 
 /// Everything an action job needs, shared by all jobs of an execution.
@@ -132,7 +135,8 @@ where
         };
         let emit = |kind| emit_at(Utc::now(), kind);
         emit(RunEventKind::RunStarted);
-        let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed);
+        let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed)
+            .with_last_stage(request.last_stage);
         let permits = Arc::new(Semaphore::new(request.parallelism.max(1)));
         let context = Arc::new(Context {
             executor,

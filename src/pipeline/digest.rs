@@ -95,6 +95,9 @@ fn action(canon: &mut Canon, action: &Action) {
         ActionKind::Approval(approval) => {
             canon.field("timeout", &approval.timeout.as_secs().to_string());
         }
+        // The deploy settings are plain data whose `Debug` form names every field.
+        ActionKind::LambdaDeploy(deploy) => canon.field("lambda_deploy", &format!("{deploy:?}")),
+        ActionKind::S3Deploy(deploy) => canon.field("s3_deploy", &format!("{deploy:?}")),
     }
 }
 

@@ -80,6 +80,10 @@ pub enum NameKind {
     Variable,
     /// An environment variable.
     EnvVar,
+    /// A Lambda function of a `lambda-deploy` action.
+    LambdaFunction,
+    /// A Lambda alias.
+    LambdaAlias,
 }
 
 impl fmt::Display for NameKind {
@@ -92,6 +96,8 @@ impl fmt::Display for NameKind {
             NameKind::Namespace => "namespace",
             NameKind::Variable => "variable",
             NameKind::EnvVar => "environment variable",
+            NameKind::LambdaFunction => "Lambda function",
+            NameKind::LambdaAlias => "Lambda alias",
         })
     }
 }
@@ -402,6 +408,41 @@ pub enum ProblemKind {
         /// What was written.
         branch: String,
     },
+    /// A number outside the range its key allows.
+    #[error("`{key}` must be {min} to {max}, found {found}")]
+    OutOfRange {
+        /// The key.
+        key: &'static str,
+        /// The least allowed.
+        min: i64,
+        /// The most allowed.
+        max: i64,
+        /// What was written.
+        found: i64,
+    },
+    /// A Lambda alias without `publish: true`.
+    #[error("`alias` needs `publish: true`: an alias points at a published version")]
+    AliasNeedsPublish,
+    /// A Lambda execution role that is not an IAM role ARN.
+    #[error("role `{role}` is not an IAM role ARN (`arn:aws:iam::<account>:role/<name>`)")]
+    InvalidRoleArn {
+        /// What was written.
+        role: String,
+    },
+    /// A path inside an input artifact that is absolute or leaves it.
+    #[error("{key} path `{path}` must be relative to the input artifact and stay inside it")]
+    ArtifactPath {
+        /// The key.
+        key: &'static str,
+        /// What was written.
+        path: String,
+    },
+    /// An S3 key prefix that starts with `/` or holds a `..` segment.
+    #[error("prefix `{prefix}` must not start with `/` or contain a `..` segment")]
+    InvalidPrefix {
+        /// What was written.
+        prefix: String,
+    },
     /// An S3 bucket name S3 would refuse.
     #[error(
         "bucket `{bucket}` is not a valid S3 bucket name (3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit)"
@@ -457,17 +498,19 @@ fn name_rule(kind: NameKind) -> &'static str {
         NameKind::Artifact => "P6",
         NameKind::Namespace => "P7",
         NameKind::Variable => "P33",
-        NameKind::EnvVar => "format",
+        NameKind::EnvVar | NameKind::LambdaFunction | NameKind::LambdaAlias => "format",
     }
 }
 
 /// `a build action`, `an approval action`.
 fn a(kind: ActionType) -> String {
-    let article = if kind.name().starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
+    // `s3` is read "ess three".
+    let article =
+        if kind.name().starts_with(['a', 'e', 'i', 'o', 'u']) || kind == ActionType::S3Deploy {
+            "an"
+        } else {
+            "a"
+        };
     format!("{article} {kind} action")
 }
 

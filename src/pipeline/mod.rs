@@ -7,6 +7,7 @@
 //! location. Keys are `snake_case`, as the issue defines the format, not B3's kebab-case. Nothing
 //! past `load` sees a `*Spec` type, and this module does no I/O besides reading the file.
 
+mod deploy;
 mod digest;
 mod error;
 pub mod glob;
@@ -18,6 +19,7 @@ mod variables;
 
 use std::path::Path;
 
+pub use deploy::*;
 pub use digest::digest;
 pub use error::{Counted, NameKind, PipelineError, Problem, ProblemKind};
 pub use model::*;
@@ -841,7 +843,7 @@ mod tests {
         );
     }
 
-    #[test_case("{name: a, type: deploy}", "stages[1].actions[0].type: unknown action type `deploy`, expected one of: source, build, approval" ; "unknown type")]
+    #[test_case("{name: a, type: deploy}", "stages[1].actions[0].type: unknown action type `deploy`, expected one of: source, build, approval, lambda-deploy, s3-deploy" ; "unknown type")]
     #[test_case("{name: a, type: approval, image: x}", "stages[1].actions[0].image: `image` does not apply to approval actions" ; "key of another type")]
     #[test_case("{name: a, type: build, inputs: [Src], buildspec: b.yml, buildspec_inline: 'version: 0.2'}", "stages[1].actions[0].buildspec_inline: `buildspec` and `buildspec_inline` are mutually exclusive" ; "two buildspecs")]
     #[test_case("{name: a, type: build, inputs: [Src], buildspec: ../b.yml}", "stages[1].actions[0].buildspec: buildspec path `../b.yml` must be relative to the primary input and stay inside it" ; "buildspec outside")]
@@ -949,7 +951,7 @@ stages:
   - name: deploy
     actions:
       - name: ship
-        type: lambda-deploy
+        type: ecs-deploy
       - name: publish
         type: build
         inputs: [Bin-out]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use crate::yaml::Location;
 
+use super::deploy::{LambdaDeployAction, S3DeployAction};
 use super::glob::Glob;
 
 /// The position of an action: its stage's index and its index within the stage.
@@ -299,6 +300,10 @@ pub enum ActionKind {
     Build(BuildAction),
     /// Waits for a person (P45).
     Approval(ApprovalAction),
+    /// Deploys Lambda function code from a ZIP artifact.
+    LambdaDeploy(LambdaDeployAction),
+    /// Syncs an artifact's files to an S3 bucket.
+    S3Deploy(S3DeployAction),
 }
 
 impl ActionKind {
@@ -308,6 +313,8 @@ impl ActionKind {
             ActionKind::Source(_) => ActionType::Source,
             ActionKind::Build(_) => ActionType::Build,
             ActionKind::Approval(_) => ActionType::Approval,
+            ActionKind::LambdaDeploy(_) => ActionType::LambdaDeploy,
+            ActionKind::S3Deploy(_) => ActionType::S3Deploy,
         }
     }
 }
@@ -322,11 +329,21 @@ pub enum ActionType {
     Build,
     /// `approval`.
     Approval,
+    /// `lambda-deploy`.
+    LambdaDeploy,
+    /// `s3-deploy`.
+    S3Deploy,
 }
 
 impl ActionType {
     /// Every type, in the order messages list them.
-    pub const ALL: [ActionType; 3] = [ActionType::Source, ActionType::Build, ActionType::Approval];
+    pub const ALL: [ActionType; 5] = [
+        ActionType::Source,
+        ActionType::Build,
+        ActionType::Approval,
+        ActionType::LambdaDeploy,
+        ActionType::S3Deploy,
+    ];
 
     /// The name in the file.
     pub fn name(self) -> &'static str {
@@ -334,6 +351,8 @@ impl ActionType {
             ActionType::Source => "source",
             ActionType::Build => "build",
             ActionType::Approval => "approval",
+            ActionType::LambdaDeploy => "lambda-deploy",
+            ActionType::S3Deploy => "s3-deploy",
         }
     }
 
@@ -347,6 +366,7 @@ impl ActionType {
         match self {
             ActionType::Source | ActionType::Approval => (0, 0),
             ActionType::Build => (1, 5),
+            ActionType::LambdaDeploy | ActionType::S3Deploy => (1, 1),
         }
     }
 
@@ -355,7 +375,7 @@ impl ActionType {
         match self {
             ActionType::Source => (1, 1),
             ActionType::Build => (0, 5),
-            ActionType::Approval => (0, 0),
+            ActionType::Approval | ActionType::LambdaDeploy | ActionType::S3Deploy => (0, 0),
         }
     }
 
@@ -374,6 +394,15 @@ impl ActionType {
                 "primary_source",
             ],
             ActionType::Approval => &["timeout"],
+            ActionType::LambdaDeploy => &["region", "parallelism", "upload_bucket", "functions"],
+            ActionType::S3Deploy => &[
+                "region",
+                "bucket",
+                "prefix",
+                "delete",
+                "kms_key_id",
+                "cache_control",
+            ],
         }
     }
 }

@@ -158,6 +158,45 @@ pub(super) struct ActionSpec {
     pub(super) env: Option<EnvSpec>,
     pub(super) network: Option<String>,
     pub(super) primary_source: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) parallelism: Option<i64>,
+    pub(super) upload_bucket: Option<String>,
+    pub(super) functions: Option<Vec<FunctionSpec>>,
+    pub(super) bucket: Option<String>,
+    pub(super) prefix: Option<String>,
+    pub(super) delete: Option<bool>,
+    pub(super) kms_key_id: Option<String>,
+    pub(super) cache_control: Option<Vec<CacheControlSpec>>,
+}
+
+/// One entry of a `lambda-deploy` action's `functions:`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a function: a mapping with `name`, `zip` and the settings for a create"
+)]
+pub(super) struct FunctionSpec {
+    pub(super) name: Option<String>,
+    pub(super) zip: Option<String>,
+    pub(super) runtime: Option<String>,
+    pub(super) handler: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) memory: Option<i64>,
+    pub(super) timeout: Option<i64>,
+    pub(super) env: Option<EnvSpec>,
+    pub(super) publish: Option<bool>,
+    pub(super) alias: Option<String>,
+}
+
+/// One entry of an `s3-deploy` action's `cache_control:`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `pattern` and `value`"
+)]
+pub(super) struct CacheControlSpec {
+    pub(super) pattern: Option<String>,
+    pub(super) value: Option<String>,
 }
 
 /// An `env:` mapping in document order. Values are any scalar; `validate` takes their exact text

@@ -7,6 +7,7 @@
 //! `depends_on`).
 
 mod action;
+mod deploy;
 mod flow;
 mod source;
 mod triggers;
@@ -420,7 +421,14 @@ fn first_stage_rules(cx: &mut Ctx<'_>, stage: usize, drafts: &[Draft]) {
         };
         let field = format!("{}.type", draft.field);
         match (stage, kind) {
-            (0, ActionType::Source) | (1.., ActionType::Build | ActionType::Approval) => {}
+            (0, ActionType::Source)
+            | (
+                1..,
+                ActionType::Build
+                | ActionType::Approval
+                | ActionType::LambdaDeploy
+                | ActionType::S3Deploy,
+            ) => {}
             (0, kind) => cx.report(field, ProblemKind::NonSourceInFirstStage { kind }),
             (1.., ActionType::Source) => cx.report(field, ProblemKind::SourceOutsideFirstStage),
         }

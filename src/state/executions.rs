@@ -149,6 +149,27 @@ impl Store {
         })
         .await
     }
+
+    /// How many executions there are in each status, per pipeline; statuses with none are
+    /// left out (the `/metrics` gauge).
+    pub async fn count_executions(
+        &self,
+    ) -> Result<Vec<(String, ExecutionStatus, u64)>, StateError> {
+        let operation = "count executions";
+        self.call(operation, move |connection, _| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT pipeline, status, COUNT(*) FROM executions \
+                     GROUP BY pipeline, status ORDER BY pipeline, status",
+                )
+                .during(operation)?;
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .and_then(Iterator::collect)
+                .during(operation)
+        })
+        .await
+    }
 }
 
 pub(super) fn not_found(execution: &ExecutionId) -> StateError {

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("build", 2),
     ("engine", 2),
     ("daemon", 3),
+    ("server", 3),
     ("cli", 4),
 ];
 

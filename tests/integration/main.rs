@@ -14,6 +14,8 @@ mod pipeline_cli;
 
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod aws_store;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod deploy;
 #[cfg(feature = "docker-tests")]
 mod futureim;
 #[cfg(feature = "docker-tests")]
@@ -22,6 +24,8 @@ mod pipeline_retry;
 mod pipeline_run;
 #[cfg(feature = "docker-tests")]
 mod robustness;
+#[cfg(feature = "docker-tests")]
+mod rollback;
 #[cfg(feature = "docker-tests")]
 mod rules_artifacts;
 #[cfg(feature = "docker-tests")]
@@ -32,6 +36,8 @@ mod rules_exec;
 mod rules_load;
 #[cfg(feature = "docker-tests")]
 mod scenarios;
+#[cfg(feature = "docker-tests")]
+mod serve;
 #[cfg(feature = "docker-tests")]
 mod staging;
 #[cfg(feature = "docker-tests")]

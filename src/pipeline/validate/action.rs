@@ -1,6 +1,6 @@
 //! One action: the keys every type shares (P3, P7, P9), the artifact counts of its type (P8),
 //! and the type's own settings. A new action type gets an arm in [`action`] and a function
-//! beside [`build`].
+//! beside [`build`] (the deploy types' live in `deploy`).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::super::model::{
     SourceAction, SourceConfig,
 };
 use super::super::spec::{ActionSpec, EnvSpec};
-use super::{ACTION_NAME, ARTIFACT_NAME, Ctx, NAMESPACE_NAME, required_at};
+use super::{ACTION_NAME, ARTIFACT_NAME, Ctx, NAMESPACE_NAME, deploy, required_at};
 use crate::pipeline::variables::{CODEPIPELINE_NAMESPACE, VARIABLES_NAMESPACE};
 
 /// CodeBuild's default build timeout.
@@ -36,9 +36,9 @@ pub(super) struct Defaults {
 /// One environment variable and the field it was written at.
 #[derive(Debug, Clone)]
 pub(super) struct EnvEntry {
-    name: String,
-    value: String,
-    field: String,
+    pub(super) name: String,
+    pub(super) value: String,
+    pub(super) field: String,
 }
 
 /// An action while the cross-action checks still need its raw parts.
@@ -114,6 +114,10 @@ pub(super) fn action(
             ActionType::Source => ActionKind::Source(source_action(source)),
             ActionType::Build => ActionKind::Build(build(cx, spec, defaults, &mut draft)),
             ActionType::Approval => ActionKind::Approval(approval(cx, spec, &draft.field)),
+            ActionType::LambdaDeploy => {
+                ActionKind::LambdaDeploy(deploy::lambda_deploy(cx, spec, &mut draft))
+            }
+            ActionType::S3Deploy => ActionKind::S3Deploy(deploy::s3_deploy(cx, spec, &mut draft)),
         };
     }
     draft
@@ -197,6 +201,15 @@ fn type_rules(cx: &mut Ctx<'_>, spec: &ActionSpec, kind: ActionType, draft: &Dra
         ("timeout", spec.timeout.is_some()),
         ("network", spec.network.is_some()),
         ("primary_source", spec.primary_source.is_some()),
+        ("region", spec.region.is_some()),
+        ("parallelism", spec.parallelism.is_some()),
+        ("upload_bucket", spec.upload_bucket.is_some()),
+        ("functions", spec.functions.is_some()),
+        ("bucket", spec.bucket.is_some()),
+        ("prefix", spec.prefix.is_some()),
+        ("delete", spec.delete.is_some()),
+        ("kms_key_id", spec.kms_key_id.is_some()),
+        ("cache_control", spec.cache_control.is_some()),
     ];
     for (key, _) in present.into_iter().filter(|(_, present)| *present) {
         if !kind.keys().contains(&key) {

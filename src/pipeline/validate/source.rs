@@ -130,7 +130,7 @@ pub(super) fn artifact_store(cx: &mut Ctx<'_>, spec: ArtifactStoreSpec) -> Artif
     }
 }
 
-fn is_bucket_name(bucket: &str) -> bool {
+pub(super) fn is_bucket_name(bucket: &str) -> bool {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     (3..=63).contains(&bucket.len())
         && bucket

@@ -1,0 +1,378 @@
+//! The [`server::Launcher`] of `runner serve`: matches a push to the served pipelines by
+//! repository, asks `daemon::trigger::decide` whether it starts each, drops redelivered
+//! `X-GitHub-Delivery` ids, and queues a [`StartRequest`] per pipeline to start.
+//!
+//! It lives in `cli` because it joins two L3 modules, `server` (the HTTP side) and `daemon`
+//! (the decisions), which may not name each other (STYLE B2). Nothing here awaits: a webhook is
+//! answered as soon as its requests are queued.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::daemon::scheduler::RecentDeliveries;
+use crate::daemon::trigger::{self, Decision, PushEvent};
+use crate::pipeline::{Pipeline, RepoRef};
+use crate::server::{Launcher, PipelineInfo, PushReply, Skipped, StartRefused, Started};
+use crate::source::github::PushPayload;
+use crate::state::TriggerKind;
+
+/// One execution to start, as queued for its pipeline's worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StartRequest {
+    /// The pipeline's name.
+    pub(crate) pipeline: String,
+    /// A commit id, or `refs/heads/<branch>`.
+    pub(crate) revision: String,
+    /// Webhook or manual.
+    pub(crate) trigger: TriggerKind,
+    /// Why, recorded as the trigger detail.
+    pub(crate) reason: String,
+}
+
+/// A served pipeline and the queue its worker reads.
+struct Lane {
+    pipeline: Arc<Pipeline>,
+    queue: mpsc::Sender<StartRequest>,
+}
+
+/// The launcher over a fixed set of pipelines.
+pub(crate) struct PipelineLauncher {
+    lanes: Vec<Lane>,
+    deliveries: Mutex<RecentDeliveries>,
+}
+
+impl PipelineLauncher {
+    /// A launcher over `pipelines`, each with a queue of `capacity` requests; returns the
+    /// receiving end of each queue, in the same order, for the workers.
+    pub(crate) fn new(
+        pipelines: &[Arc<Pipeline>],
+        capacity: usize,
+    ) -> (Self, Vec<mpsc::Receiver<StartRequest>>) {
+        let mut lanes = Vec::new();
+        let mut receivers = Vec::new();
+        for pipeline in pipelines {
+            let (queue, receiver) = mpsc::channel(capacity.max(1));
+            lanes.push(Lane {
+                pipeline: Arc::clone(pipeline),
+                queue,
+            });
+            receivers.push(receiver);
+        }
+        let launcher = Self {
+            lanes,
+            deliveries: Mutex::new(RecentDeliveries::default()),
+        };
+        (launcher, receivers)
+    }
+}
+
+impl Launcher for PipelineLauncher {
+    fn push(&self, delivery: Option<&str>, push: &PushPayload) -> PushReply {
+        let lanes: Vec<&Lane> = self
+            .lanes
+            .iter()
+            .filter(|lane| serves_repository(&lane.pipeline.source.repo, &push.repository))
+            .collect();
+        if lanes.is_empty() {
+            return PushReply::UnknownRepository;
+        }
+        let event = PushEvent::from_payload(push, changed_files(push));
+        let decisions: Vec<(&Lane, Decision)> = lanes
+            .into_iter()
+            .map(|lane| (lane, trigger::decide(&lane.pipeline.source, &event)))
+            .collect();
+        // One lock over reserving, deduplicating and sending: two copies of one delivery
+        // arriving together queue once, and a delivery refused for a full queue is not
+        // remembered, so its redelivery is tried again.
+        let mut deliveries = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut permits = Vec::new();
+        for (lane, decision) in &decisions {
+            if let Decision::Start { revision, reason } = decision {
+                let Ok(permit) = lane.queue.try_reserve() else {
+                    return PushReply::QueueFull {
+                        pipeline: lane.pipeline.name.clone(),
+                    };
+                };
+                permits.push((permit, lane, revision, reason));
+            }
+        }
+        if delivery.is_some_and(|id| deliveries.seen(id)) {
+            return PushReply::Duplicate;
+        }
+        let mut started = Vec::new();
+        for (permit, lane, revision, reason) in permits {
+            let request = StartRequest {
+                pipeline: lane.pipeline.name.clone(),
+                revision: revision.clone(),
+                trigger: TriggerKind::Webhook,
+                reason: reason.clone(),
+            };
+            permit.send(request);
+            started.push(Started {
+                pipeline: lane.pipeline.name.clone(),
+                revision: revision.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let skipped = decisions
+            .into_iter()
+            .filter_map(|(lane, decision)| match decision {
+                Decision::Skip { reason } => Some(Skipped {
+                    pipeline: lane.pipeline.name.clone(),
+                    reason,
+                }),
+                Decision::Start { .. } => None,
+            })
+            .collect();
+        PushReply::Accepted { started, skipped }
+    }
+
+    fn start(&self, pipeline: &str) -> Result<Started, StartRefused> {
+        let lane = self
+            .lanes
+            .iter()
+            .find(|lane| lane.pipeline.name == pipeline)
+            .ok_or(StartRefused::UnknownPipeline)?;
+        let Decision::Start { revision, reason } = trigger::decide_manual(&lane.pipeline.source)
+        else {
+            return Err(StartRefused::UnknownPipeline);
+        };
+        let request = StartRequest {
+            pipeline: pipeline.to_owned(),
+            revision: revision.clone(),
+            trigger: TriggerKind::Manual,
+            reason: reason.clone(),
+        };
+        lane.queue
+            .try_send(request)
+            .map_err(|_| StartRefused::QueueFull)?;
+        Ok(Started {
+            pipeline: pipeline.to_owned(),
+            revision,
+            reason,
+        })
+    }
+
+    fn pipelines(&self) -> Vec<PipelineInfo> {
+        self.lanes
+            .iter()
+            .map(|lane| PipelineInfo {
+                name: lane.pipeline.name.clone(),
+                repo: lane.pipeline.source.repo.to_string(),
+                branch: lane.pipeline.source.branch.clone(),
+                queued: queued(&lane.queue),
+            })
+            .collect()
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.lanes.iter().map(|lane| queued(&lane.queue)).sum()
+    }
+}
+
+fn queued(queue: &mpsc::Sender<StartRequest>) -> usize {
+    queue.max_capacity() - queue.capacity()
+}
+
+/// The files the push changed. A truncated payload lists only its first commits, so the
+/// file filters see part of the push; the service logs it (a mirror diff would be exact).
+fn changed_files(push: &PushPayload) -> Vec<String> {
+    if let Some(files) = push.changed_files() {
+        return files.into_iter().collect();
+    }
+    warn!(
+        repository = push.repository,
+        "the push lists too many commits; file filters see only the listed ones"
+    );
+    let mut files: Vec<String> = push
+        .commits
+        .iter()
+        .flat_map(|commit| {
+            commit
+                .added
+                .iter()
+                .chain(&commit.modified)
+                .chain(&commit.removed)
+        })
+        .cloned()
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Whether a pipeline whose `source.repo` is `repo` serves GitHub's `owner/name`: equal for
+/// `owner/name` (ignoring case, as GitHub does), and for a URL or path, one that ends in
+/// `/owner/name` or `:owner/name`, with or without `.git`.
+pub(crate) fn serves_repository(repo: &RepoRef, full_name: &str) -> bool {
+    let wanted = full_name.trim_matches('/').to_ascii_lowercase();
+    if !wanted.contains('/') {
+        return false;
+    }
+    match repo {
+        RepoRef::GitHub { owner, name } => format!("{owner}/{name}").eq_ignore_ascii_case(&wanted),
+        RepoRef::Url(url) => ends_with_repository(url, &wanted),
+        RepoRef::Path(path) => ends_with_repository(&path.to_string_lossy(), &wanted),
+    }
+}
+
+fn ends_with_repository(location: &str, wanted: &str) -> bool {
+    let location = location.trim_end_matches('/').to_ascii_lowercase();
+    let location = location.strip_suffix(".git").unwrap_or(&location);
+    location
+        .strip_suffix(wanted)
+        .is_some_and(|rest| rest.ends_with('/') || rest.ends_with(':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use axum::http::StatusCode;
+    use test_case::test_case;
+
+    use super::*;
+    use crate::server::testing::{SHA_B, hook, push_body, send, send_json, signed, state};
+
+    fn pipeline(name: &str, repo: &str, triggers: &str) -> Arc<Pipeline> {
+        let text = format!(
+            "name: {name}\nsource:\n  repo: {repo}\n  branch: main\n{triggers}stages:\n  - name: source\n    actions:\n      - {{name: checkout, type: source, outputs: [Src]}}\n  - name: gate\n    actions:\n      - {{name: gate, type: approval}}\n"
+        );
+        Arc::new(crate::pipeline::parse("pipeline.yml", &text).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn launcher(
+        pipelines: &[Arc<Pipeline>],
+        capacity: usize,
+    ) -> (Arc<PipelineLauncher>, Vec<mpsc::Receiver<StartRequest>>) {
+        let (launcher, queues) = PipelineLauncher::new(pipelines, capacity);
+        (Arc::new(launcher), queues)
+    }
+
+    #[test_case(&RepoRef::GitHub { owner: "Acme".into(), name: "App".into() }, "acme/app", true ; "github ignores case")]
+    #[test_case(&RepoRef::GitHub { owner: "acme".into(), name: "app".into() }, "acme/apps", false ; "github other name")]
+    #[test_case(&RepoRef::Url("https://github.com/acme/app.git".into()), "acme/app", true ; "https url")]
+    #[test_case(&RepoRef::Url("git@github.com:acme/app.git".into()), "acme/app", true ; "scp url")]
+    #[test_case(&RepoRef::Url("file:///srv/git/acme/app.git/".into()), "acme/app", true ; "file url")]
+    #[test_case(&RepoRef::Url("https://github.com/notacme/app.git".into()), "acme/app", false ; "partial owner")]
+    #[test_case(&RepoRef::Path(PathBuf::from("/srv/acme/app")), "acme/app", true ; "path")]
+    #[test_case(&RepoRef::Path(PathBuf::from("/srv/acme/app")), "app", false ; "no owner")]
+    fn repositories_match_by_full_name(repo: &RepoRef, full_name: &str, expected: bool) {
+        assert_eq!(serves_repository(repo, full_name), expected);
+    }
+
+    #[tokio::test]
+    async fn a_signed_push_queues_a_start_request_once() {
+        let (launcher, mut queues) = launcher(&[pipeline("app", "acme/app", "")], 4);
+        let (_dir, state) = state(launcher.clone()).await;
+        let body = push_body("acme/app", "refs/heads/main");
+        let (status, json) = send_json(&state, signed("push", &body, "d-1")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        let request = queues[0].try_recv().unwrap();
+        assert_eq!(
+            request,
+            StartRequest {
+                pipeline: "app".into(),
+                revision: SHA_B.into(),
+                trigger: TriggerKind::Webhook,
+                reason: "push to main, the source branch (no triggers, P30)".into(),
+            }
+        );
+        // GitHub's "Redeliver" sends the same id again.
+        let (status, json) = send_json(&state, signed("push", &body, "d-1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json["duplicate"], true);
+        assert!(queues[0].try_recv().is_err());
+        assert_eq!(launcher.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn refused_deliveries_queue_nothing() {
+        let (launcher, mut queues) = launcher(&[pipeline("app", "acme/app", "")], 4);
+        let (_dir, state) = state(launcher).await;
+        let body = push_body("acme/app", "refs/heads/main");
+        let (status, _) = send(&state, hook("push", &body, None, "d-1")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = send(&state, hook("push", &body, Some("sha256=00"), "d-2")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = send(&state, signed("push", "[]", "d-3")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let other = push_body("acme/other", "refs/heads/main");
+        let (status, _) = send(&state, signed("push", &other, "d-4")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(queues[0].try_recv().is_err());
+        // None of those was remembered: the same ids still go through once signed.
+        let (status, _) = send(&state, signed("push", &body, "d-1")).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(queues[0].try_recv().is_ok());
+    }
+
+    #[tokio::test]
+    async fn trigger_filters_decide_per_pipeline() {
+        let only_release = "  triggers:\n    push:\n      - branches: {includes: [release]}\n";
+        let pipelines = [
+            pipeline("app", "acme/app", ""),
+            pipeline("release", "https://github.com/acme/app.git", only_release),
+        ];
+        let (launcher, mut queues) = launcher(&pipelines, 4);
+        let body = push_body("acme/app", "refs/heads/main");
+        let PushReply::Accepted { started, skipped } = launcher.push(Some("d"), &parse(&body))
+        else {
+            panic!("not accepted");
+        };
+        assert_eq!(started.len(), 1);
+        assert_eq!(started[0].pipeline, "app");
+        assert_eq!(skipped[0].pipeline, "release");
+        assert_eq!(
+            skipped[0].reason,
+            "push to main matches no include of push[0].branches"
+        );
+        assert!(queues[0].try_recv().is_ok());
+        assert!(queues[1].try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_forgets_the_delivery() {
+        let (launcher, mut queues) = launcher(&[pipeline("app", "acme/app", "")], 1);
+        let body = parse(&push_body("acme/app", "refs/heads/main"));
+        assert!(matches!(
+            launcher.push(Some("d-1"), &body),
+            PushReply::Accepted { .. }
+        ));
+        assert_eq!(launcher.queue_depth(), 1);
+        assert_eq!(
+            launcher.push(Some("d-2"), &body),
+            PushReply::QueueFull {
+                pipeline: "app".into()
+            }
+        );
+        assert_eq!(launcher.start("app"), Err(StartRefused::QueueFull));
+        queues[0].try_recv().unwrap();
+        assert!(matches!(
+            launcher.push(Some("d-2"), &body),
+            PushReply::Accepted { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_manual_start_builds_the_branch_head() {
+        let (launcher, mut queues) = launcher(&[pipeline("app", "acme/app", "")], 4);
+        let started = launcher.start("app").unwrap();
+        assert_eq!(started.revision, "refs/heads/main");
+        assert_eq!(queues[0].try_recv().unwrap().trigger, TriggerKind::Manual);
+        assert_eq!(launcher.start("nope"), Err(StartRefused::UnknownPipeline));
+        assert_eq!(launcher.pipelines()[0].repo, "acme/app");
+    }
+
+    fn parse(body: &str) -> PushPayload {
+        match crate::source::github::parse_event("push", body.as_bytes()).unwrap() {
+            crate::source::github::WebhookEvent::Push(push) => push,
+            other => panic!("{other:?}"),
+        }
+    }
+}

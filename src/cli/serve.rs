@@ -1,0 +1,231 @@
+//! `runner serve`: one daemon for every pipeline given. GitHub webhooks and the HTTP API
+//! (`server`) queue start requests through the [`PipelineLauncher`]; one worker per pipeline
+//! runs them one at a time with `run::start_execution`. Under `superseded` (the default)
+//! requests that piled up while an execution ran collapse into the newest, as `runner watch`
+//! does; `queued` and `parallel` run every request in arrival order.
+//!
+//! Shutdown (Ctrl-C or SIGTERM): the server stops accepting and finishes requests in flight,
+//! workers take no new requests (queued ones are dropped and logged), running executions may
+//! finish within `--shutdown-grace`, after which they are stopped cleanly (their builds end
+//! `STOPPED`), and serve exits 0. A second signal exits at once (130).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Outcome;
+use super::args::ServeArgs;
+use super::launcher::{PipelineLauncher, StartRequest};
+use super::run::{self, StartOptions, Workspace};
+use super::settings::Settings;
+use crate::dag::Plan;
+use crate::env;
+use crate::pipeline::{ExecutionMode, Pipeline};
+use crate::server::{self, AppState, Secret};
+
+/// Runs `runner serve`.
+pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let webhook_secret = read_secret(
+        args.webhook_secret_file.as_deref(),
+        env::RUNNER_WEBHOOK_SECRET,
+    )?;
+    let api_token = read_secret(args.api_token_file.as_deref(), env::RUNNER_API_TOKEN)?;
+    let mut loaded = Vec::new();
+    for path in &args.pipelines {
+        let (pipeline, plan) = run::load_pipeline(path)?;
+        if loaded
+            .iter()
+            .any(|(p, _): &(Arc<Pipeline>, _)| p.name == pipeline.name)
+        {
+            anyhow::bail!("two pipeline files are named {}", pipeline.name);
+        }
+        loaded.push((pipeline, plan));
+    }
+    let workspace = Arc::new(Workspace::open(settings).await?);
+    for (pipeline, _) in &loaded {
+        run::prepare_images(settings, &workspace, pipeline).await?;
+    }
+    let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _)| Arc::clone(p)).collect();
+    let (launcher, queues) = PipelineLauncher::new(&pipelines, args.queue_capacity);
+    if webhook_secret.is_none() {
+        warn!("no webhook secret: every delivery to /hooks/github is refused");
+    }
+    if api_token.is_none() {
+        warn!("no API token: the mutating API endpoints are refused");
+    }
+    let state = AppState::new(workspace.store.clone(), Arc::new(launcher))
+        .with_webhook_secret(webhook_secret)
+        .with_api_token(api_token);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("read the listening address")?;
+    announce(&format!("listening on http://{address}"));
+    let shutdown = CancellationToken::new();
+    let abort = CancellationToken::new();
+    watch_signals(shutdown.clone());
+    let mut workers = JoinSet::new();
+    for ((pipeline, plan), queue) in loaded.into_iter().zip(queues) {
+        let worker = Worker {
+            settings: settings.clone(),
+            workspace: Arc::clone(&workspace),
+            pipeline,
+            plan,
+            parallelism: args.parallelism,
+            abort: abort.clone(),
+        };
+        workers.spawn(worker.run(queue, shutdown.clone()));
+    }
+    server::launch(listener, state, shutdown.clone())
+        .await
+        .context("serve HTTP")?;
+    info!(grace = ?args.shutdown_grace, "shutting down: waiting for running executions");
+    let finished = tokio::time::timeout(args.shutdown_grace, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        warn!("executions still running after the grace period: stopping them");
+        abort.cancel();
+        while workers.join_next().await.is_some() {}
+    }
+    Ok(Outcome::Success)
+}
+
+/// A secret from `file` (trimmed), else from the environment variable `var`.
+fn read_secret(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Option<Secret>> {
+    let text = match file {
+        Some(path) => fs_err::read_to_string(path).context("read a secret file")?,
+        None => std::env::var(var).unwrap_or_default(),
+    };
+    Ok(Secret::from_text(&text))
+}
+
+/// Runs one pipeline's start requests, one at a time.
+struct Worker {
+    settings: Settings,
+    workspace: Arc<Workspace>,
+    pipeline: Arc<Pipeline>,
+    plan: Arc<Plan>,
+    parallelism: usize,
+    /// Stops the running execution (after the shutdown grace).
+    abort: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, mut queue: mpsc::Receiver<StartRequest>, shutdown: CancellationToken) {
+        loop {
+            let request = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                request = queue.recv() => match request {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
+            let request = self.newest(request, &mut queue);
+            self.start(request).await;
+        }
+        queue.close();
+        let mut dropped = 0;
+        while queue.try_recv().is_ok() {
+            dropped += 1;
+        }
+        if dropped > 0 {
+            warn!(
+                pipeline = self.pipeline.name,
+                dropped, "shutting down: dropped queued start requests"
+            );
+        }
+    }
+
+    /// Under `superseded`, the newest of the requests waiting; otherwise `request`.
+    fn newest(
+        &self,
+        mut request: StartRequest,
+        queue: &mut mpsc::Receiver<StartRequest>,
+    ) -> StartRequest {
+        if self.pipeline.execution_mode != ExecutionMode::Superseded {
+            return request;
+        }
+        while let Ok(newer) = queue.try_recv() {
+            info!(
+                pipeline = self.pipeline.name,
+                revision = request.revision,
+                by = newer.revision,
+                "superseded before it started"
+            );
+            request = newer;
+        }
+        request
+    }
+
+    async fn start(&self, request: StartRequest) {
+        info!(
+            pipeline = self.pipeline.name,
+            revision = request.revision,
+            reason = request.reason,
+            "starting an execution"
+        );
+        let mut options =
+            StartOptions::triggered(request.trigger, request.revision, request.reason);
+        options.parallelism = self.parallelism;
+        options.stop = Some(self.abort.clone());
+        let outcome = run::start_execution(
+            &self.settings,
+            &self.workspace,
+            &self.pipeline,
+            &self.plan,
+            &options,
+        )
+        .await;
+        match outcome {
+            Ok(outcome) => info!(pipeline = self.pipeline.name, ?outcome, "execution ended"),
+            Err(error) => {
+                let error = format!("{error:#}");
+                warn!(
+                    pipeline = self.pipeline.name,
+                    error, "the execution could not run"
+                );
+            }
+        }
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the address is this command's output")]
+fn announce(text: &str) {
+    println!("==> {text}");
+}
+
+/// The first Ctrl-C or SIGTERM starts the shutdown; a second one exits at once.
+fn watch_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for round in 0..2 {
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+            if round == 0 {
+                warn!("shutting down (press Ctrl-C again to exit at once)");
+                shutdown.cancel();
+            }
+        }
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,91 @@
+//! The HTTP front door of `runner serve`: GitHub webhooks, the JSON API, `/healthz` and
+//! `/metrics` (axum). [`router`] builds the routes over an [`AppState`]; [`launch`] serves them
+//! on an injected listener until the shutdown token fires.
+//!
+//! Layer L3. It reads executions from `state` and checks webhooks with `source::github`, but it
+//! neither decides what a push starts nor runs anything: a [`Launcher`] handed in by `cli` does
+//! both (it may use `daemon`, which `server` must not name, STYLE B2), so this module stays a
+//! thin, testable translation between HTTP and those two ports.
+
+mod auth;
+mod error;
+mod handlers;
+mod launcher;
+mod metrics;
+mod router;
+#[cfg(test)]
+pub(crate) mod testing;
+
+use std::sync::Arc;
+
+pub use self::auth::Secret;
+pub use self::error::ApiError;
+pub use self::launcher::{Launcher, PipelineInfo, PushReply, Skipped, StartRefused, Started};
+pub use self::metrics::{DeliveryResult, Metrics};
+pub use self::router::{launch, router};
+use crate::source::github::MAX_BODY_BYTES;
+use crate::state::Store;
+
+/// What every handler shares; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    launcher: Arc<dyn Launcher>,
+    webhook_secret: Option<Arc<Secret>>,
+    api_token: Option<Arc<Secret>>,
+    metrics: Arc<Metrics>,
+    body_limit: usize,
+}
+
+impl AppState {
+    /// State over `store` whose triggers go to `launcher`; without a webhook secret every
+    /// delivery is refused, and without an API token every mutating endpoint is.
+    pub fn new(store: Store, launcher: Arc<dyn Launcher>) -> Self {
+        Self {
+            store,
+            launcher,
+            webhook_secret: None,
+            api_token: None,
+            metrics: Arc::new(Metrics::default()),
+            body_limit: MAX_BODY_BYTES,
+        }
+    }
+
+    /// The secret GitHub signs deliveries with (`X-Hub-Signature-256`).
+    #[must_use]
+    pub fn with_webhook_secret(mut self, secret: Option<Secret>) -> Self {
+        self.webhook_secret = secret.map(Arc::new);
+        self
+    }
+
+    /// The `Bearer` token mutating API calls must carry.
+    #[must_use]
+    pub fn with_api_token(mut self, token: Option<Secret>) -> Self {
+        self.api_token = token.map(Arc::new);
+        self
+    }
+
+    /// The largest webhook body accepted (default and upper bound: GitHub's 25 MB cap).
+    #[must_use]
+    pub fn with_body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit.min(MAX_BODY_BYTES);
+        self
+    }
+
+    /// The counters `/metrics` reports.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AppState")
+            .field("store", &self.store)
+            .field("webhook_secret", &self.webhook_secret)
+            .field("api_token", &self.api_token)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
