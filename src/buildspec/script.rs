@@ -95,7 +95,9 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
         finally: false,
         text: String::new(),
     }];
-    let mut driver = driver_prelude(layout, shell, has_run_as(buildspec));
+    // The finish step costs a shell; skip it when there is nothing to freeze or expand.
+    let finish = !buildspec.env.exported_variables.is_empty() || !expansions.is_empty();
+    let mut driver = driver_prelude(layout, shell, has_run_as(buildspec), finish);
     for phase_name in PhaseName::ALL {
         let phase = buildspec.phases.get(&phase_name);
         let run_as = phase
@@ -123,7 +125,9 @@ pub fn render(buildspec: &Buildspec, layout: &Layout, expansions: Vec<String>) -
         write_phase(&mut driver, phase_name, &chains, run_as, on_failure);
     }
     driver.push_str("m \"upload $upload\"\n");
-    let _ = writeln!(driver, "{shell} {}/finish.sh", quote(&layout.script_dir));
+    if finish {
+        let _ = writeln!(driver, "{shell} {}/finish.sh", quote(&layout.script_dir));
+    }
     driver.push_str("m done\n");
     let files = vec![
         ScriptFile {
@@ -171,7 +175,7 @@ fn command_script(layout: &Layout, text: &str) -> String {
     script
 }
 
-fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
+fn driver_prelude(layout: &Layout, shell: &str, run_as: bool, finish: bool) -> String {
     let tmp = quote(&layout.tmp_dir);
     let src = quote(&layout.src_dir);
     let mut driver = format!(
@@ -180,7 +184,7 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
          T={tmp}\n\
          SH={shell}\n\
          exec 2>&1 </dev/null\n\
-         mkdir -p \"$T\" && : > \"$T/env.sh\" && printf '%s\\n' {src} > \"$T/dir.txt\" || exit 97\n\
+         {{ [ -d \"$T\" ] || mkdir -p \"$T\"; }} && : > \"$T/env.sh\" && printf '%s\\n' {src} > \"$T/dir.txt\" || exit 97\n\
          ok=1\n\
          skip=0\n\
          upload=1\n\
@@ -196,16 +200,22 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool) -> String {
          \x20 return \"$rc\"\n\
          }}\n"
     );
+    // One mkdir and one cp per input: each external command is a fork in the build's time.
     let agent = quote(&layout.agent_dir);
-    let mut setup = format!("mkdir -p {agent}/out/var {agent}/out/expand");
-    for (from, to) in &layout.copies {
-        let (from, to) = (quote(&format!("{from}/.")), quote(to));
-        let _ = write!(setup, " && mkdir -p {to} && cp -a {from} {to}");
+    let mut dirs: Vec<String> = layout.copies.iter().map(|(_, to)| quote(to)).collect();
+    if finish {
+        dirs.push(format!("{agent}/out/var {agent}/out/expand"));
     }
-    let _ = writeln!(
-        driver,
-        "{setup} || {{ echo 'runner: could not stage the build inputs'; exit 97; }}"
-    );
+    if !dirs.is_empty() {
+        let mut setup = format!("mkdir -p {}", dirs.join(" "));
+        for (from, to) in &layout.copies {
+            let _ = write!(setup, " && cp -a {} {}", quote(&format!("{from}/.")), quote(to));
+        }
+        let _ = writeln!(
+            driver,
+            "{setup} || {{ echo 'runner: could not stage the build inputs'; exit 97; }}"
+        );
+    }
     if run_as {
         // B25: a run-as user can read the source and write the agent's state files.
         let _ = writeln!(driver, "chmod -R a+rwX \"$T\"; chmod -R a+rX {src}");
