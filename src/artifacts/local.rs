@@ -174,25 +174,7 @@ fn restore_object(
             other => read_failure(&reference.digest, object.path(), other),
         })?;
     let (actual, size) = plaintext.finish();
-    let tampered = |evidence| ArtifactError::Tampered {
-        digest: reference.digest.clone(),
-        evidence,
-    };
-    if actual != reference.digest {
-        return Err(tampered(TamperEvidence::Digest { actual }));
-    }
-    if size != reference.size {
-        return Err(tampered(TamperEvidence::Size {
-            expected: reference.size,
-            actual: size,
-        }));
-    }
-    temp.as_file()
-        .sync_all()
-        .map_err(io_error("sync", temp.path()))?;
-    temp.persist(dest)
-        .map_err(|error| io_error("rename into", dest)(error.error))?;
-    Ok(())
+    super::verify_and_persist(temp, reference, actual, size, dest)
 }
 
 /// Classifies an envelope error met while reading the object at `object`.

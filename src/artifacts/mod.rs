@@ -168,6 +168,36 @@ pub enum TamperEvidence {
 }
 
 /// Builds a mapper from an I/O error to [`ArtifactError::Io`].
+/// Checks what was written to `temp` (its digest and size) against `reference`, then syncs it
+/// and renames it to `dest`; a mismatch leaves `dest` untouched.
+fn verify_and_persist(
+    temp: tempfile::NamedTempFile,
+    reference: &ArtifactRef,
+    actual: Sha256Hex,
+    size: u64,
+    dest: &Path,
+) -> Result<(), ArtifactError> {
+    let tampered = |evidence| ArtifactError::Tampered {
+        digest: reference.digest.clone(),
+        evidence,
+    };
+    if actual != reference.digest {
+        return Err(tampered(TamperEvidence::Digest { actual }));
+    }
+    if size != reference.size {
+        return Err(tampered(TamperEvidence::Size {
+            expected: reference.size,
+            actual: size,
+        }));
+    }
+    temp.as_file()
+        .sync_all()
+        .map_err(io_error("sync", temp.path()))?;
+    temp.persist(dest)
+        .map_err(|error| io_error("rename into", dest)(error.error))?;
+    Ok(())
+}
+
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ArtifactError {
     move |source| ArtifactError::Io {
         action,

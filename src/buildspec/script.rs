@@ -209,7 +209,12 @@ fn driver_prelude(layout: &Layout, shell: &str, run_as: bool, finish: bool) -> S
     if !dirs.is_empty() {
         let mut setup = format!("mkdir -p {}", dirs.join(" "));
         for (from, to) in &layout.copies {
-            let _ = write!(setup, " && cp -a {} {}", quote(&format!("{from}/.")), quote(to));
+            let _ = write!(
+                setup,
+                " && cp -a {} {}",
+                quote(&format!("{from}/.")),
+                quote(to)
+            );
         }
         let _ = writeln!(
             driver,

@@ -215,7 +215,7 @@ where
     });
     let report = build::run(context.executor.as_ref(), &build_request, &sink, cancel)
         .await
-        .map_err(|error| anyhow_chain(&error))?;
+        .map_err(|error| super::deploy::chain(&error))?;
     let status = match report.status {
         Status::Succeeded => ActionStatus::Succeeded,
         Status::Stopped => ActionStatus::Stopped,
@@ -273,16 +273,4 @@ fn output_zips(
             })
             .collect(),
     }
-}
-
-/// Formats an error with its sources, like `{:#}` on an `anyhow::Error`.
-fn anyhow_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

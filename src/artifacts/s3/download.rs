@@ -31,25 +31,7 @@ pub(super) fn restore(
         other => failure.of(other),
     })?;
     let (actual, size) = plaintext.finish();
-    let tampered = |evidence| ArtifactError::Tampered {
-        digest: reference.digest.clone(),
-        evidence,
-    };
-    if actual != reference.digest {
-        return Err(tampered(TamperEvidence::Digest { actual }));
-    }
-    if size != reference.size {
-        return Err(tampered(TamperEvidence::Size {
-            expected: reference.size,
-            actual: size,
-        }));
-    }
-    temp.as_file()
-        .sync_all()
-        .map_err(io_error("sync", temp.path()))?;
-    temp.persist(dest)
-        .map_err(|error| io_error("rename into", dest)(error.error))?;
-    Ok(())
+    crate::artifacts::verify_and_persist(temp, reference, actual, size, dest)
 }
 
 /// Copies a plain object, telling read errors (the download) from write errors (the file).

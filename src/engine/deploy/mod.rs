@@ -242,7 +242,7 @@ fn outcome(result: Result<ActionOutputs, DeployError>) -> ActionOutcome {
 }
 
 /// An error with its sources, `: `-separated, like `{:#}` on an `anyhow::Error`.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
