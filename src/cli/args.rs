@@ -200,6 +200,9 @@ pub struct LogsArgs {
     /// Only this action (`stage.action` or `action`).
     #[arg(long)]
     pub action: Option<String>,
+    /// Keep printing new lines until the execution ends.
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 /// `runner approve`.

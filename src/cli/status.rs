@@ -212,28 +212,46 @@ pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result
 pub(crate) async fn logs(settings: &Settings, args: &LogsArgs) -> anyhow::Result<Outcome> {
     let store = open_store(settings).await?;
     let id = resolve(&store, Some(&args.execution)).await?;
-    let detail = store.get_execution(&id).await?;
-    let mut out = std::io::stdout().lock();
-    for stage in latest_stages(&detail) {
-        for action in detail.latest_actions(&stage) {
-            let name = format!("{stage}.{}", action.action);
-            if args
-                .action
-                .as_deref()
-                .is_some_and(|wanted| wanted != name && wanted != action.action)
-            {
-                continue;
-            }
-            let Some(path) = &action.log_path else {
-                continue;
-            };
-            let text = fs_err::read_to_string(path).unwrap_or_default();
-            for line in text.lines() {
-                writeln!(out, "[{name}] {line}")?;
+    // Bytes already printed, per log file: a followed log prints each line once.
+    let mut printed: std::collections::HashMap<std::path::PathBuf, usize> =
+        std::collections::HashMap::new();
+    loop {
+        let detail = store.get_execution(&id).await?;
+        let finished = detail.execution.status.is_terminal();
+        let mut out = std::io::stdout().lock();
+        for stage in latest_stages(&detail) {
+            for action in detail.latest_actions(&stage) {
+                let name = format!("{stage}.{}", action.action);
+                let wanted = args.action.as_deref();
+                if wanted.is_some_and(|wanted| wanted != name && wanted != action.action) {
+                    continue;
+                }
+                let Some(path) = &action.log_path else {
+                    continue;
+                };
+                let text = fs_err::read_to_string(path).unwrap_or_default();
+                let done = printed.entry(path.clone()).or_default();
+                // Only whole lines; a line still being written waits for the next look.
+                let complete = if finished || !args.follow {
+                    text.len()
+                } else {
+                    text[*done..]
+                        .rfind('\n')
+                        .map_or(*done, |end| *done + end + 1)
+                };
+                for line in text[*done..complete].lines() {
+                    writeln!(out, "[{name}] {line}")?;
+                }
+                *done = complete;
             }
         }
+        out.flush()?;
+        if !args.follow || finished {
+            return Ok(Outcome::Success);
+        }
+        drop(out);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    Ok(Outcome::Success)
 }
 
 #[cfg(test)]
