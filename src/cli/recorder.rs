@@ -73,166 +73,225 @@ impl Recorder {
         self.pipeline.qualified_name(id)
     }
 
+    async fn handle(&mut self, event: RunEvent) -> anyhow::Result<()> {
+        let at = event.at;
+        match event.kind {
+            RunEventKind::RunStarted => Ok(()),
+            RunEventKind::StageStarted { stage } => self.on_stage_started(stage, at).await,
+            RunEventKind::ActionStarted { action } => self.on_action_started(action, at).await,
+            RunEventKind::ActionLog { action, line } => self.on_action_log(action, &line),
+            RunEventKind::ActionFinished { action, outcome } => {
+                self.on_action_finished(action, outcome, at).await
+            }
+            RunEventKind::StageFinished { stage, status } => {
+                self.on_stage_finished(stage, status, at).await
+            }
+            RunEventKind::RunFinished { status } => self.on_run_finished(status, at).await,
+        }
+    }
+
     #[expect(
         clippy::print_stdout,
         reason = "the recorder is also the console reporter"
     )]
-    async fn handle(&mut self, event: RunEvent) -> anyhow::Result<()> {
-        let at = event.at;
-        match event.kind {
-            RunEventKind::RunStarted => {}
-            RunEventKind::StageStarted { stage } => {
-                let name = self.pipeline.stages[stage].name.clone();
-                let mode = self.retry.filter(|(s, _)| *s == stage).map(|(_, m)| m);
-                let attempt = self
-                    .store
-                    .start_stage_attempt(&self.execution, &name, mode, at)
-                    .await
-                    .with_context(|| format!("record the start of stage {name}"))?;
-                self.stage_attempts.insert(stage, attempt);
-                println!("==> stage {name} started");
-            }
-            RunEventKind::ActionStarted { action } => {
-                let stage = self.pipeline.stages[action.stage].name.clone();
-                let action_name = self.pipeline.stages[action.stage].actions[action.action]
-                    .name
-                    .clone();
-                let stage_attempt = self.stage_attempts.get(&action.stage).copied().unwrap_or(1);
-                let dir = self.logs_dir.join(self.execution.as_str());
-                fs_err::create_dir_all(&dir).context("create the log directory")?;
-                let attempt = self
-                    .store
-                    .start_action_attempt(NewActionRun {
-                        execution_id: self.execution.clone(),
-                        stage: stage.clone(),
-                        stage_attempt,
-                        action: action_name.clone(),
-                        build_id: None,
-                        build_number: None,
-                        log_path: None,
-                        started_at: at,
-                    })
-                    .await
-                    .with_context(|| format!("record the start of {stage}.{action_name}"))?;
-                let path = dir.join(format!("{stage}.{action_name}.{}.log", attempt.attempt));
-                let file = fs_err::File::create(&path).context("create the action's log file")?;
-                self.store
-                    .set_action_details(attempt.id, Some(path), None)
-                    .await
-                    .context("record the log path")?;
-                self.actions.insert(action, (attempt.id, file));
-                self.started.insert(action, at);
-                println!(
-                    "==> {stage}.{action_name} started (attempt {})",
-                    attempt.attempt
-                );
-            }
-            RunEventKind::ActionLog { action, line } => {
-                if let Some((_, file)) = self.actions.get_mut(&action) {
-                    writeln!(file, "{line}").context("write the action's log")?;
-                }
-                if !self.quiet {
-                    println!("[{}] {line}", self.name(action));
-                }
-            }
-            RunEventKind::ActionFinished { action, outcome } => {
-                let Some((run, _file)) = self.actions.remove(&action) else {
-                    return Ok(());
-                };
-                let status = match outcome.status {
-                    ActionStatus::Succeeded => state::ActionStatus::Succeeded,
-                    ActionStatus::Failed => state::ActionStatus::Failed,
-                    ActionStatus::Stopped => state::ActionStatus::Stopped,
-                };
-                let phases = outcome.phases.iter().map(phase_record).collect();
-                self.store
-                    .finish_action(
-                        run,
-                        state::ActionOutcome {
-                            status,
-                            exit_code: None,
-                            error: outcome.error.clone(),
-                            phases,
-                            ended_at: at,
-                        },
-                    )
-                    .await
-                    .context("record the end of an action")?;
-                if let Some(build_id) = &outcome.build_id {
-                    self.store
-                        .set_action_details(run, None, Some(build_id.clone()))
-                        .await
-                        .context("record the build id")?;
-                }
-                for (name, reference) in &outcome.outputs.artifacts {
-                    self.store
-                        .record_artifact(
-                            run,
-                            NewArtifact {
-                                name: name.clone(),
-                                digest: reference.digest.to_string(),
-                                size: reference.size,
-                                location: "local".into(),
-                                created_at: at,
-                            },
-                        )
-                        .await
-                        .context("record an artifact")?;
-                }
-                let namespace = self
-                    .pipeline
-                    .action(action)
-                    .and_then(|a| a.namespace.clone());
-                if let Some(namespace) = namespace.filter(|_| !outcome.outputs.variables.is_empty())
-                {
-                    self.store
-                        .set_variables(
-                            &self.execution,
-                            &namespace,
-                            Some(run),
-                            outcome.outputs.variables.clone(),
-                        )
-                        .await
-                        .context("record output variables")?;
-                }
-                let detail = outcome
-                    .error
-                    .as_deref()
-                    .map_or_else(String::new, |e| format!(": {e}"));
-                let elapsed = self
-                    .started
-                    .remove(&action)
-                    .map_or_else(String::new, |start| {
-                        let millis = (at - start).num_milliseconds().max(0);
-                        format!(" after {}.{:01}s", millis / 1000, (millis % 1000) / 100)
-                    });
-                println!(
-                    "==> {} {}{elapsed}{detail}",
-                    self.name(action),
-                    outcome.status.as_str()
-                );
-            }
-            RunEventKind::StageFinished { stage, status } => {
-                let name = self.pipeline.stages[stage].name.clone();
-                let attempt = self.stage_attempts.get(&stage).copied().unwrap_or(1);
-                self.store
-                    .finish_stage(&self.execution, &name, attempt, stage_status(status), at)
-                    .await
-                    .context("record the end of a stage")?;
-                println!("==> stage {name} {}", status.as_str());
-            }
-            RunEventKind::RunFinished { status } => {
-                let status = match status {
-                    RunStatus::Succeeded => ExecutionStatus::Succeeded,
-                    RunStatus::Failed => ExecutionStatus::Failed,
-                    RunStatus::Stopped => ExecutionStatus::Stopped,
-                };
-                self.store
-                    .set_execution_status(&self.execution, status, None, at)
-                    .await
-                    .context("record the end of the execution")?;
-            }
+    async fn on_stage_started(
+        &mut self,
+        stage: usize,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let name = self.pipeline.stages[stage].name.clone();
+        let mode = self.retry.filter(|(s, _)| *s == stage).map(|(_, m)| m);
+        let attempt = self
+            .store
+            .start_stage_attempt(&self.execution, &name, mode, at)
+            .await
+            .with_context(|| format!("record the start of stage {name}"))?;
+        self.stage_attempts.insert(stage, attempt);
+        println!("==> stage {name} started");
+        Ok(())
+    }
+
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    async fn on_action_started(
+        &mut self,
+        action: ActionId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let stage = self.pipeline.stages[action.stage].name.clone();
+        let action_name = self.pipeline.stages[action.stage].actions[action.action]
+            .name
+            .clone();
+        let stage_attempt = self.stage_attempts.get(&action.stage).copied().unwrap_or(1);
+        let dir = self.logs_dir.join(self.execution.as_str());
+        fs_err::create_dir_all(&dir).context("create the log directory")?;
+        let attempt = self
+            .store
+            .start_action_attempt(NewActionRun {
+                execution_id: self.execution.clone(),
+                stage: stage.clone(),
+                stage_attempt,
+                action: action_name.clone(),
+                build_id: None,
+                build_number: None,
+                log_path: None,
+                started_at: at,
+            })
+            .await
+            .with_context(|| format!("record the start of {stage}.{action_name}"))?;
+        let path = dir.join(format!("{stage}.{action_name}.{}.log", attempt.attempt));
+        let file = fs_err::File::create(&path).context("create the action's log file")?;
+        self.store
+            .set_action_details(attempt.id, Some(path), None)
+            .await
+            .context("record the log path")?;
+        self.actions.insert(action, (attempt.id, file));
+        self.started.insert(action, at);
+        println!(
+            "==> {stage}.{action_name} started (attempt {})",
+            attempt.attempt
+        );
+        Ok(())
+    }
+
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    fn on_action_log(&mut self, action: ActionId, line: &str) -> anyhow::Result<()> {
+        if let Some((_, file)) = self.actions.get_mut(&action) {
+            writeln!(file, "{line}").context("write the action's log")?;
         }
+        if !self.quiet {
+            println!("[{}] {line}", self.name(action));
+        }
+        Ok(())
+    }
+
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    async fn on_action_finished(
+        &mut self,
+        action: ActionId,
+        outcome: Box<crate::engine::ActionOutcome>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let Some((run, _file)) = self.actions.remove(&action) else {
+            return Ok(());
+        };
+        let status = match outcome.status {
+            ActionStatus::Succeeded => state::ActionStatus::Succeeded,
+            ActionStatus::Failed => state::ActionStatus::Failed,
+            // A cancel kills running builds: CodePipeline's "stop and abandon" (P12, P19).
+            ActionStatus::Stopped => state::ActionStatus::Abandoned,
+        };
+        let phases = outcome.phases.iter().map(phase_record).collect();
+        self.store
+            .finish_action(
+                run,
+                state::ActionOutcome {
+                    status,
+                    exit_code: None,
+                    error: outcome.error.clone(),
+                    phases,
+                    ended_at: at,
+                },
+            )
+            .await
+            .context("record the end of an action")?;
+        if let Some(build_id) = &outcome.build_id {
+            self.store
+                .set_action_details(run, None, Some(build_id.clone()))
+                .await
+                .context("record the build id")?;
+        }
+        for (name, reference) in &outcome.outputs.artifacts {
+            self.store
+                .record_artifact(
+                    run,
+                    NewArtifact {
+                        name: name.clone(),
+                        digest: reference.digest.to_string(),
+                        size: reference.size,
+                        location: "local".into(),
+                        created_at: at,
+                    },
+                )
+                .await
+                .context("record an artifact")?;
+        }
+        let namespace = self
+            .pipeline
+            .action(action)
+            .and_then(|a| a.namespace.clone());
+        if let Some(namespace) = namespace.filter(|_| !outcome.outputs.variables.is_empty()) {
+            self.store
+                .set_variables(
+                    &self.execution,
+                    &namespace,
+                    Some(run),
+                    outcome.outputs.variables.clone(),
+                )
+                .await
+                .context("record output variables")?;
+        }
+        let detail = outcome
+            .error
+            .as_deref()
+            .map_or_else(String::new, |e| format!(": {e}"));
+        let elapsed = self
+            .started
+            .remove(&action)
+            .map_or_else(String::new, |start| {
+                let millis = (at - start).num_milliseconds().max(0);
+                format!(" after {}.{:01}s", millis / 1000, (millis % 1000) / 100)
+            });
+        println!(
+            "==> {} {}{elapsed}{detail}",
+            self.name(action),
+            outcome.status.as_str()
+        );
+        Ok(())
+    }
+
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    async fn on_stage_finished(
+        &mut self,
+        stage: usize,
+        status: RunStatus,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let name = self.pipeline.stages[stage].name.clone();
+        let attempt = self.stage_attempts.get(&stage).copied().unwrap_or(1);
+        self.store
+            .finish_stage(&self.execution, &name, attempt, stage_status(status), at)
+            .await
+            .context("record the end of a stage")?;
+        println!("==> stage {name} {}", status.as_str());
+        Ok(())
+    }
+
+    async fn on_run_finished(
+        &mut self,
+        status: RunStatus,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let status = match status {
+            RunStatus::Succeeded => ExecutionStatus::Succeeded,
+            RunStatus::Failed => ExecutionStatus::Failed,
+            RunStatus::Stopped => ExecutionStatus::Stopped,
+        };
+        self.store
+            .set_execution_status(&self.execution, status, None, at)
+            .await
+            .context("record the end of the execution")?;
         Ok(())
     }
 }

@@ -16,6 +16,10 @@ use crate::pipeline::{self, ActionId};
 use crate::state::{ExecutionId, ExecutionStatus, RetryMode};
 
 /// Runs `runner retry`.
+#[expect(
+    clippy::print_stdout,
+    reason = "progress of the execution is this command's output"
+)]
 pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Result<Outcome> {
     let pipeline_path = match &args.pipeline {
         Some(path) => path.clone(),

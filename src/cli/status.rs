@@ -68,16 +68,14 @@ pub(crate) async fn print_execution(
     writeln!(out, "revision  {revision}")?;
     writeln!(
         out,
-        "{:<20} {:<24} {:>7} {:<11} {:>9}  {}",
-        "STAGE", "ACTION", "ATTEMPT", "STATUS", "DURATION", "DETAIL"
+        "{:<20} {:<24} {:>7} {:<11} {:>9}  DETAIL",
+        "STAGE", "ACTION", "ATTEMPT", "STATUS", "DURATION"
     )?;
     for stage in latest_stages(&detail) {
         for action in detail.latest_actions(&stage) {
             let duration = action.ended_at.map_or_else(String::new, |end| {
-                format!(
-                    "{:.1}s",
-                    (end - action.started_at).num_milliseconds() as f64 / 1000.0
-                )
+                let millis = (end - action.started_at).num_milliseconds().max(0);
+                format!("{}.{}s", millis / 1000, (millis % 1000) / 100)
             });
             let detail_text = action
                 .error
@@ -192,8 +190,8 @@ pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<36} {:<16} {:<11} {}",
-        "EXECUTION", "PIPELINE", "STATUS", "STARTED"
+        "{:<36} {:<16} {:<11} STARTED",
+        "EXECUTION", "PIPELINE", "STATUS"
     )?;
     for execution in executions {
         writeln!(

@@ -85,10 +85,10 @@ pub(crate) async fn watch(settings: &Settings, args: &WatchArgs) -> anyhow::Resu
                 warn!(error, retry_in = ?poller.next_delay(), "cannot list the remote; backing off");
             }
             PollOutcome::Recovered { after } => {
-                info!(failed_polls = after, "the remote answers again")
+                info!(failed_polls = after, "the remote answers again");
             }
             PollOutcome::Missing { git_ref } => {
-                warn!(git_ref, "the watched branch does not exist on the remote")
+                warn!(git_ref, "the watched branch does not exist on the remote");
             }
             PollOutcome::Failed { .. } | PollOutcome::Unchanged => {}
         }

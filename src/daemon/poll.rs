@@ -63,6 +63,7 @@ impl Poller {
     }
 
     /// Starts from a commit already built (so a restart does not rebuild it).
+    #[must_use]
     pub fn with_last(mut self, commit: Option<String>) -> Self {
         self.last = commit;
         self
@@ -80,15 +81,12 @@ impl Poller {
 
     /// Records the result of listing the remote's refs.
     pub fn observe(&mut self, listing: Result<&[(String, String)], ()>) -> PollOutcome {
-        let refs = match listing {
-            Ok(refs) => refs,
-            Err(()) => {
-                self.failures += 1;
-                return PollOutcome::Failed {
-                    log: self.failures == 1,
-                    consecutive: self.failures,
-                };
-            }
+        let Ok(refs) = listing else {
+            self.failures += 1;
+            return PollOutcome::Failed {
+                log: self.failures == 1,
+                consecutive: self.failures,
+            };
         };
         if self.failures > 0 {
             let after = std::mem::take(&mut self.failures);

@@ -19,7 +19,11 @@ mod deploy;
 #[cfg(feature = "docker-tests")]
 mod futureim;
 #[cfg(feature = "docker-tests")]
+mod logs_follow;
+#[cfg(feature = "docker-tests")]
 mod pipeline_retry;
+#[cfg(feature = "docker-tests")]
+mod pipeline_rules;
 #[cfg(feature = "docker-tests")]
 mod pipeline_run;
 #[cfg(feature = "docker-tests")]

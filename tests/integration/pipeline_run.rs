@@ -429,7 +429,8 @@ fn p19_cancel_stops_a_running_build() {
     ran.code(130).stdout_lacks("after-ran");
     let status = pipeline.status(Some(&id));
     assert_eq!(status.status, "Stopped");
-    assert_eq!(status.action("work", "sleeper").status, "Stopped");
+    // P12/P19: a cancel abandons the running action; its stage and execution are Stopped.
+    assert_eq!(status.action("work", "sleeper").status, "Abandoned");
     assert_eq!(status.stage("work").status, "Stopped");
     assert!(!status.ran("after", "done"));
     assert_eq!(execution_containers(&id), Vec::<String>::new());
@@ -465,7 +466,7 @@ fn p19_cancel_starts_nothing_that_was_queued() {
         .filter(|a| a.stage == "work")
         .map(|a| a.status.as_str())
         .collect();
-    assert_eq!(work, ["Stopped"], "{status:#?}");
+    assert_eq!(work, ["Abandoned"], "{status:#?}");
     assert_eq!(
         ran.stdout.matches("] sleeping-now").count(),
         1,
