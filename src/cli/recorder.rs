@@ -77,7 +77,10 @@ impl Recorder {
         let at = event.at;
         match event.kind {
             RunEventKind::RunStarted => Ok(()),
-            RunEventKind::StageStarted { stage } => self.on_stage_started(stage, at).await,
+            RunEventKind::StageStarted {
+                stage,
+                automatic_retry,
+            } => self.on_stage_started(stage, automatic_retry, at).await,
             RunEventKind::ActionStarted { action } => self.on_action_started(action, at).await,
             RunEventKind::ActionLog { action, line } => self.on_action_log(action, &line),
             RunEventKind::ActionFinished { action, outcome } => {
@@ -97,10 +100,18 @@ impl Recorder {
     async fn on_stage_started(
         &mut self,
         stage: usize,
+        automatic_retry: Option<crate::pipeline::RetryMode>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<()> {
         let name = self.pipeline.stages[stage].name.clone();
-        let mode = self.retry.filter(|(s, _)| *s == stage).map(|(_, m)| m);
+        let automatic = automatic_retry.map(|mode| match mode {
+            crate::pipeline::RetryMode::FailedActions => RetryMode::FailedActions,
+            crate::pipeline::RetryMode::AllActions => RetryMode::AllActions,
+        });
+        let mode = automatic.or_else(|| self.retry.filter(|(s, _)| *s == stage).map(|(_, m)| m));
+        if automatic.is_some() {
+            println!("==> stage {name} failed: retrying it automatically (P39)");
+        }
         let attempt = self
             .store
             .start_stage_attempt(&self.execution, &name, mode, at)

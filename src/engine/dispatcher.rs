@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::artifacts::ArtifactRef;
 use crate::dag::Plan;
-use crate::pipeline::{ActionId, Pipeline};
+use crate::pipeline::{ActionId, Pipeline, RetryMode};
 
 use super::event::{ActionOutcome, ActionOutputs, ActionStatus, RunEventKind, RunStatus};
 
@@ -45,6 +45,10 @@ pub(crate) struct Dispatcher<'a> {
     events: Vec<RunEventKind>,
     failed: bool,
     stopping: bool,
+    /// Automatic stage retries left (P39), by stage.
+    retries_left: BTreeMap<usize, u32>,
+    /// Stages being retried automatically, for their next `StageStarted`.
+    retrying: BTreeMap<usize, RetryMode>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -68,6 +72,13 @@ impl<'a> Dispatcher<'a> {
             events: Vec::new(),
             failed: false,
             stopping: false,
+            retries_left: pipeline
+                .stages
+                .iter()
+                .enumerate()
+                .filter_map(|(index, stage)| Some((index, stage.on_failure?.attempts)))
+                .collect(),
+            retrying: BTreeMap::new(),
         };
         for (id, outputs) in completed {
             dispatcher.states.insert(*id, State::Completed);
@@ -124,8 +135,10 @@ impl<'a> Dispatcher<'a> {
         for id in &ready {
             self.states.insert(*id, State::Running);
             if self.started_stages.insert(id.stage) {
-                self.events
-                    .push(RunEventKind::StageStarted { stage: id.stage });
+                self.events.push(RunEventKind::StageStarted {
+                    stage: id.stage,
+                    automatic_retry: self.retrying.remove(&id.stage),
+                });
             }
         }
         ready
@@ -212,7 +225,39 @@ impl<'a> Dispatcher<'a> {
             self.finished_stages.insert(stage);
             self.events
                 .push(RunEventKind::StageFinished { stage, status });
+            if status == RunStatus::Failed && !closing && !self.stopping {
+                self.retry_automatically(stage);
+            }
         }
+    }
+
+    /// P39: a failed stage with retries left goes back to pending (its failed actions, or all of
+    /// them) and starts again as a new attempt.
+    fn retry_automatically(&mut self, stage: usize) {
+        let Some(retry) = self.pipeline.stages.get(stage).and_then(|s| s.on_failure) else {
+            return;
+        };
+        let Some(left) = self.retries_left.get_mut(&stage).filter(|left| **left > 0) else {
+            return;
+        };
+        *left -= 1;
+        for (id, state) in &mut self.states {
+            let rerun = match (retry.mode, *state) {
+                (_, State::Done(ActionStatus::Failed | ActionStatus::Stopped))
+                | (RetryMode::AllActions, State::Done(ActionStatus::Succeeded)) => true,
+                _ => false,
+            };
+            if id.stage == stage && rerun {
+                *state = State::Pending;
+            }
+        }
+        self.started_stages.remove(&stage);
+        self.finished_stages.remove(&stage);
+        self.retrying.insert(stage, retry.mode);
+        self.failed = self
+            .states
+            .values()
+            .any(|s| *s == State::Done(ActionStatus::Failed));
     }
 
     /// Ends every started stage that is still open (nothing runs any more).
@@ -271,7 +316,10 @@ mod tests {
         assert_eq!(dispatcher.start_ready(), vec![id(1, 0), id(1, 1)]);
         assert_eq!(
             dispatcher.take_stage_events(),
-            vec![RunEventKind::StageStarted { stage: 1 }]
+            vec![RunEventKind::StageStarted {
+                stage: 1,
+                automatic_retry: None
+            }]
         );
         dispatcher.finish(id(1, 0), &outcome(ActionStatus::Succeeded));
         assert!(dispatcher.start_ready().is_empty(), "c waits for b too");
@@ -348,5 +396,46 @@ mod tests {
             "a retry of deploy runs only deploy"
         );
         assert_eq!(dispatcher.inputs_for(id(2, 0)).artifacts.len(), 1);
+    }
+
+    #[test]
+    fn p39_a_failed_stage_is_retried_automatically_once() {
+        let text = PIPELINE.replace(
+            "  - name: build\n    actions:",
+            "  - name: build\n    on_failure:\n      result: retry\n    actions:",
+        );
+        let pipeline = pipeline::parse("t.yml", &text).expect("valid pipeline");
+        let plan = Plan::new(&pipeline).expect("plan");
+        let completed = BTreeMap::from([(id(0, 0), ActionOutputs::default())]);
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        dispatcher.start_ready();
+        dispatcher.take_stage_events();
+        dispatcher.finish(id(1, 0), &outcome(ActionStatus::Failed));
+        dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
+        assert_eq!(
+            dispatcher.take_stage_events(),
+            vec![RunEventKind::StageFinished {
+                stage: 1,
+                status: RunStatus::Failed
+            }]
+        );
+        assert_eq!(
+            dispatcher.start_ready(),
+            vec![id(1, 0)],
+            "only the failed action again"
+        );
+        assert_eq!(
+            dispatcher.take_stage_events(),
+            vec![RunEventKind::StageStarted {
+                stage: 1,
+                automatic_retry: Some(RetryMode::FailedActions)
+            }]
+        );
+        dispatcher.finish(id(1, 0), &outcome(ActionStatus::Failed));
+        assert!(
+            dispatcher.start_ready().is_empty(),
+            "one automatic retry only"
+        );
+        assert_eq!(dispatcher.status(), RunStatus::Failed);
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::artifacts::ArtifactRef;
 use crate::build::PhaseRecord;
-use crate::pipeline::ActionId;
+use crate::pipeline::{ActionId, RetryMode};
 
 /// A pipeline execution id (a uuid, like CodePipeline's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,6 +130,8 @@ pub enum RunEventKind {
     StageStarted {
         /// Stage index.
         stage: usize,
+        /// Set when the engine retries a failed stage by itself (P39).
+        automatic_retry: Option<RetryMode>,
     },
     /// An action started.
     ActionStarted {

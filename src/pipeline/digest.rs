@@ -38,6 +38,12 @@ pub fn digest(pipeline: &Pipeline) -> String {
     }
     for stage in &pipeline.stages {
         canon.field("stage", &stage.name);
+        if let Some(retry) = stage.on_failure {
+            canon.field(
+                "on_failure",
+                &format!("{:?} {}", retry.mode, retry.attempts),
+            );
+        }
         for action in &stage.actions {
             self::action(&mut canon, action);
         }

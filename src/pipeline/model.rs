@@ -237,8 +237,36 @@ pub struct Stage {
     pub name: String,
     /// 1–50 actions, in file order.
     pub actions: Vec<Action>,
+    /// `on_failure: {result: retry}`: retry the stage automatically (P39).
+    pub on_failure: Option<AutoRetry>,
     /// Where the stage starts in the file.
     pub location: Location,
+}
+
+/// A stage's automatic retry (P39): which actions, and how many times at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutoRetry {
+    /// `failed_actions` (default) or `all_actions`.
+    pub mode: RetryMode,
+    /// Automatic attempts after the first (P39 decision: 1 by default; at most 10).
+    pub attempts: u32,
+}
+
+/// Which actions a stage retry re-runs (P36).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Only the actions that did not succeed.
+    FailedActions,
+    /// Every action of the stage.
+    AllActions,
+}
+
+impl RetryMode {
+    /// The spellings accepted in pipeline files.
+    pub const ALL: [(&str, RetryMode); 2] = [
+        ("failed_actions", RetryMode::FailedActions),
+        ("all_actions", RetryMode::AllActions),
+    ];
 }
 
 /// An action.

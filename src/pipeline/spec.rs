@@ -133,6 +133,19 @@ pub(super) struct DefaultsSpec {
 pub(super) struct StageSpec {
     pub(super) name: Option<String>,
     pub(super) actions: Option<Vec<ActionSpec>>,
+    pub(super) on_failure: Option<OnFailureSpec>,
+}
+
+/// `on_failure:` of a stage (P39).
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with `result` and optionally `retry_mode` and `attempts`"
+)]
+pub(super) struct OnFailureSpec {
+    pub(super) result: Option<String>,
+    pub(super) retry_mode: Option<String>,
+    pub(super) attempts: Option<i64>,
 }
 
 /// One entry of `actions:`. Every key of every action type is here; `validate` rejects the keys

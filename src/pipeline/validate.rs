@@ -350,6 +350,59 @@ fn defaults(cx: &mut Ctx<'_>, spec: Option<DefaultsSpec>) -> Defaults {
     }
 }
 
+/// `on_failure` of a stage (P39): `result: retry` with an optional `retry_mode` and `attempts`.
+/// Rollback and conditions (P41, P42) are not supported yet and are refused by name.
+fn auto_retry(
+    cx: &mut Ctx<'_>,
+    spec: super::spec::OnFailureSpec,
+    field: &str,
+) -> Option<super::model::AutoRetry> {
+    use super::model::{AutoRetry, RetryMode};
+    const RESULTS: [(&str, bool); 1] = [("retry", true)];
+    let result = match spec.result {
+        Some(result) => cx.choice(
+            &RESULTS,
+            "on_failure result",
+            &result,
+            &format!("{field}.result"),
+        ),
+        None => {
+            cx.report(
+                format!("{field}.result"),
+                ProblemKind::Missing { key: "result" },
+            );
+            None
+        }
+    };
+    let mode = match spec.retry_mode {
+        Some(mode) => cx.choice(
+            &RetryMode::ALL,
+            "retry_mode",
+            &mode,
+            &format!("{field}.retry_mode"),
+        ),
+        None => Some(RetryMode::FailedActions),
+    };
+    let attempts = spec.attempts.unwrap_or(1);
+    if !(1..=10).contains(&attempts) {
+        cx.report(
+            format!("{field}.attempts"),
+            ProblemKind::OutOfRange {
+                key: "attempts",
+                min: 1,
+                max: 10,
+                found: attempts,
+            },
+        );
+        return None;
+    }
+    Some(AutoRetry {
+        mode: mode?,
+        attempts: u32::try_from(attempts).ok()?,
+    })
+    .filter(|_| result.is_some())
+}
+
 fn stages(
     cx: &mut Ctx<'_>,
     specs: Option<Vec<super::spec::StageSpec>>,
@@ -391,9 +444,13 @@ fn stages(
             .iter()
             .map(|draft| (draft.action.name.as_str(), format!("{}.name", draft.field)));
         cx.unique(NameKind::Action, names.filter(|(name, _)| !name.is_empty()));
+        let on_failure = spec
+            .on_failure
+            .and_then(|on_failure| auto_retry(cx, on_failure, &format!("{field}.on_failure")));
         stages.push(Stage {
             name: name.unwrap_or_default(),
             actions: Vec::new(),
+            on_failure,
             location: cx.location(&field),
         });
         drafts.push(stage_drafts);

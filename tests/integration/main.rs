@@ -12,6 +12,8 @@ mod cli;
 mod layering;
 mod pipeline_cli;
 
+#[cfg(feature = "docker-tests")]
+mod auto_retry;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod aws_store;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
