@@ -67,6 +67,28 @@ impl ApprovalGate for FileApprovals {
             }
         })
     }
+
+    fn transition(&self, pipeline: &str, stage: &str) -> BoxFuture<'static, ()> {
+        let path = transition_file(&self.data_dir, pipeline, stage);
+        Box::pin(async move {
+            let mut said = false;
+            while path.exists() {
+                if !said {
+                    tracing::warn!(path = %path.display(), "waiting: the transition into this stage is disabled");
+                    said = true;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+    }
+}
+
+/// The marker file of a disabled transition into `stage` of `pipeline` (P18).
+pub(crate) fn transition_file(data_dir: &std::path::Path, pipeline: &str, stage: &str) -> PathBuf {
+    data_dir
+        .join("transitions")
+        .join(pipeline)
+        .join(format!("{stage}.disabled"))
 }
 
 /// Cancels `token` when `runner cancel` asks for this execution.

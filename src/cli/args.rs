@@ -62,6 +62,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Re-run one stage with the artifacts of an earlier execution that succeeded in it (P40).
     Rollback(RollbackArgs),
+    /// Disable or enable the transition into a stage (P18).
+    #[command(subcommand)]
+    Transition(TransitionCommand),
     /// Serve pipelines: GitHub webhooks start them; an HTTP API shows and starts executions.
     Serve(ServeArgs),
 }
@@ -92,6 +95,29 @@ pub struct ServeArgs {
     /// On shutdown, how long running executions may go on before they are stopped, e.g. 5m.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,
+}
+
+/// `runner transition ...`.
+#[derive(Debug, Subcommand)]
+pub enum TransitionCommand {
+    /// Executions wait in front of the stage until the transition is enabled again.
+    Disable(TransitionArgs),
+    /// Let waiting executions into the stage.
+    Enable(TransitionArgs),
+}
+
+/// `runner transition disable|enable`.
+#[derive(Debug, Args)]
+pub struct TransitionArgs {
+    /// Pipeline name.
+    #[arg(long)]
+    pub pipeline: String,
+    /// The stage the transition leads into.
+    #[arg(long)]
+    pub stage: String,
+    /// Why (recorded with a disable).
+    #[arg(long, default_value = "")]
+    pub reason: String,
 }
 
 /// `runner rollback`.

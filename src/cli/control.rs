@@ -4,7 +4,7 @@ use anyhow::{Context as _, bail};
 
 use super::Outcome;
 use super::approvals;
-use super::args::{ApproveArgs, CancelArgs, GraphArgs};
+use super::args::{ApproveArgs, CancelArgs, GraphArgs, TransitionArgs};
 use super::run;
 use super::settings::Settings;
 
@@ -61,5 +61,36 @@ pub(crate) fn graph(args: &GraphArgs) -> anyhow::Result<Outcome> {
         _ => plan.to_text(),
     };
     print!("{text}");
+    Ok(Outcome::Success)
+}
+
+/// Runs `runner transition disable|enable` (P18).
+#[expect(
+    clippy::print_stdout,
+    reason = "the confirmation is this command's output"
+)]
+pub(crate) fn transition(
+    settings: &Settings,
+    args: &TransitionArgs,
+    enable: bool,
+) -> anyhow::Result<Outcome> {
+    let path = approvals::transition_file(&settings.data_dir, &args.pipeline, &args.stage);
+    if enable {
+        match fs_err::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).context("enable the transition"),
+        }
+        println!(
+            "transition into {} of {} enabled",
+            args.stage, args.pipeline
+        );
+    } else {
+        write_request(&path, &args.reason)?;
+        println!(
+            "transition into {} of {} disabled",
+            args.stage, args.pipeline
+        );
+    }
     Ok(Outcome::Success)
 }

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::Cli;
-use args::{Command, ImagesCommand};
+use args::{Command, ImagesCommand, TransitionCommand};
 
 /// What a command achieved, before it becomes an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Graph(args) => control::graph(&args),
         Command::Watch(args) => watch::watch(&settings, &args).await,
         Command::Rollback(args) => rollback::rollback(&settings, &args).await,
+        Command::Transition(TransitionCommand::Disable(args)) => {
+            control::transition(&settings, &args, false)
+        }
+        Command::Transition(TransitionCommand::Enable(args)) => {
+            control::transition(&settings, &args, true)
+        }
         Command::Serve(args) => serve::serve(&settings, &args).await,
     }
 }

@@ -38,6 +38,17 @@ where
     };
     let span = info_span!("action", action = %pipeline.qualified_name(id));
     async move {
+        // P18: an execution waits in front of a disabled transition, before the stage's actions.
+        let stage = &pipeline.stages[id.stage].name;
+        tokio::select! {
+            () = context.approvals.transition(&pipeline.name, stage) => {}
+            () = cancel.cancelled() => {
+                return ActionOutcome {
+                    status: ActionStatus::Stopped,
+                    ..ActionOutcome::failed("stopped while the transition was disabled")
+                };
+            }
+        }
         match &action.kind {
             ActionKind::Build(build) => run_build(context, id, build, &inputs, cancel).await,
             ActionKind::LambdaDeploy(deploy) => {

@@ -56,6 +56,13 @@ pub trait ApprovalGate: Send + Sync {
         action: &str,
         timeout: Duration,
     ) -> BoxFuture<'static, Approval>;
+
+    /// Waits while the transition into `stage` of `pipeline` is disabled (P18); returns at once
+    /// when it is enabled, which is the default.
+    fn transition(&self, pipeline: &str, stage: &str) -> BoxFuture<'static, ()> {
+        let _ = (pipeline, stage);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Settings every build action of the execution shares.

@@ -47,4 +47,6 @@ mod serve;
 #[cfg(feature = "docker-tests")]
 mod staging;
 #[cfg(feature = "docker-tests")]
+mod transitions;
+#[cfg(feature = "docker-tests")]
 mod watch;
