@@ -242,11 +242,11 @@ impl<'a> Dispatcher<'a> {
         };
         *left -= 1;
         for (id, state) in &mut self.states {
-            let rerun = match (retry.mode, *state) {
+            let rerun = matches!(
+                (retry.mode, *state),
                 (_, State::Done(ActionStatus::Failed | ActionStatus::Stopped))
-                | (RetryMode::AllActions, State::Done(ActionStatus::Succeeded)) => true,
-                _ => false,
-            };
+                    | (RetryMode::AllActions, State::Done(ActionStatus::Succeeded))
+            );
             if id.stage == stage && rerun {
                 *state = State::Pending;
             }

@@ -359,21 +359,12 @@ fn auto_retry(
 ) -> Option<super::model::AutoRetry> {
     use super::model::{AutoRetry, RetryMode};
     const RESULTS: [(&str, bool); 1] = [("retry", true)];
-    let result = match spec.result {
-        Some(result) => cx.choice(
-            &RESULTS,
-            "on_failure result",
-            &result,
-            &format!("{field}.result"),
-        ),
-        None => {
-            cx.report(
-                format!("{field}.result"),
-                ProblemKind::Missing { key: "result" },
-            );
-            None
-        }
+    let result_field = format!("{field}.result");
+    let Some(result) = spec.result else {
+        cx.report(result_field, ProblemKind::Missing { key: "result" });
+        return None;
     };
+    let result = cx.choice(&RESULTS, "on_failure result", &result, &result_field);
     let mode = match spec.retry_mode {
         Some(mode) => cx.choice(
             &RetryMode::ALL,
