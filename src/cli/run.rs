@@ -36,12 +36,13 @@ pub(crate) const PIPELINE_VARIABLES: &str = "variables";
 pub(crate) struct Workspace {
     /// State database.
     pub(crate) store: Store,
-    /// Artifact store.
     /// The local artifact store (pipelines with `artifact_store: {type: s3}` get theirs from
     /// [`Workspace::artifact_store`]).
     pub(crate) artifacts: Arc<AnyArtifactStore>,
     /// Docker.
     pub(crate) executor: Arc<DockerExecutor>,
+    /// Source steps of concurrent executions take turns: they share the repository mirrors.
+    pub(crate) source_turn: tokio::sync::Mutex<()>,
 }
 
 impl Workspace {
@@ -75,6 +76,7 @@ impl Workspace {
             store,
             artifacts: Arc::new(AnyArtifactStore::Local(artifacts)),
             executor: Arc::new(executor),
+            source_turn: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -197,7 +199,10 @@ pub(crate) async fn start_execution(
         github_base: &settings.github_base,
     };
     let store = workspace.artifact_store(pipeline).await?;
-    let fetched = source_step::fetch(pipeline, store.as_ref(), &source).await?;
+    let fetched = {
+        let _turn = workspace.source_turn.lock().await;
+        source_step::fetch(pipeline, store.as_ref(), &source).await?
+    };
     let run_id = RunId::generate();
     let execution = ExecutionId::from(run_id.0.as_str());
     workspace

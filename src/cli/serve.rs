@@ -107,7 +107,8 @@ fn read_secret(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Opti
     Ok(Secret::from_text(&text))
 }
 
-/// Runs one pipeline's start requests, one at a time.
+/// Runs one pipeline's start requests: one at a time, or all at once under `parallel` (P22).
+#[derive(Clone)]
 struct Worker {
     settings: Settings,
     workspace: Arc<Workspace>,
@@ -120,6 +121,7 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<StartRequest>, shutdown: CancellationToken) {
+        let mut running = tokio::task::JoinSet::new();
         loop {
             let request = tokio::select! {
                 biased;
@@ -130,8 +132,15 @@ impl Worker {
                 },
             };
             let request = self.newest(request, &mut queue);
-            self.start(request).await;
+            if self.pipeline.execution_mode == ExecutionMode::Parallel {
+                let worker = self.clone();
+                running.spawn(async move { worker.start(request).await });
+            } else {
+                self.start(request).await;
+            }
         }
+        // Parallel executions already running finish (or are stopped by `abort`) before exit.
+        while running.join_next().await.is_some() {}
         queue.close();
         let mut dropped = 0;
         while queue.try_recv().is_ok() {

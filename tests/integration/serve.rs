@@ -184,3 +184,124 @@ fn signed_webhook_starts_the_pipeline_and_bad_or_repeated_ones_start_nothing() {
     assert_eq!(execution.status, "Succeeded");
     assert_eq!(executions(&pipeline), 2);
 }
+
+/// Three commits pushed at once and delivered as three quick webhooks to a pipeline in `mode`;
+/// returns each execution's (revision, started, ended), in start order, once all are done.
+fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (url, work) = repository(root.path());
+    std::fs::write(
+        work.join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 3\n      - cat msg.txt\n",
+    )
+    .expect("write");
+    let mut commits = vec![git(&work, &["rev-parse", "HEAD"])];
+    for message in ["c1", "c2", "c3"] {
+        std::fs::write(work.join("msg.txt"), format!("{message}\n")).expect("write");
+        git(&work, &["commit", "-qam", message]);
+        commits.push(git(&work, &["rev-parse", "HEAD"]));
+    }
+    git(&work, &["push", "-q", &url, "HEAD:main"]);
+    let pipeline = Pipeline::new(&format!(
+        "name: served\nsource:\n  repo: {url}\n  branch: main\nexecution_mode: {mode}\ndefaults:\n  image: runner/test\nstages:\n  - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n  - name: build\n    actions:\n      - name: echo\n        type: build\n        inputs: [Src]\n"
+    ));
+    let secret_file = root.path().join("secret");
+    std::fs::write(&secret_file, SECRET).expect("write");
+    let secret_arg = secret_file.display().to_string();
+    let mut serve = pipeline.spawn([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--pipeline",
+        "{pipeline}",
+        "--webhook-secret-file",
+        secret_arg.as_str(),
+    ]);
+    serve.wait_for("==> listening on http://", Duration::from_secs(120));
+    let address = serve
+        .stdout()
+        .lines()
+        .find_map(|line| line.strip_prefix("==> listening on http://"))
+        .expect("address")
+        .trim()
+        .to_owned();
+    for (index, pair) in commits.windows(2).enumerate() {
+        let body = push_body(&pair[0], &pair[1]);
+        let (status, text) = deliver(&address, &body, &format!("d{index}"), Some(&sign(&body)));
+        assert_eq!(status, 202, "{text}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let expected = if mode == "superseded" { 2 } else { 3 };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = serve.stdout().matches("(served) Succeeded").count();
+        if done >= expected || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let list = pipeline.run(["list", "--pipeline", "served"]);
+    let mut runs: Vec<(String, String, String)> = list
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .map(|id| {
+            let status = pipeline.status(Some(id));
+            assert_eq!(status.status, "Succeeded", "{status:?}");
+            (
+                status.revision.expect("revision"),
+                status.started_at,
+                status.ended_at.expect("ended"),
+            )
+        })
+        .collect();
+    runs.sort_by(|a, b| a.1.cmp(&b.1));
+    std::process::Command::new("kill")
+        .args(["-TERM", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    serve.finish(Duration::from_secs(60)).code(0);
+    (commits[1..].to_vec(), runs)
+}
+
+#[test]
+fn p20_superseded_replaces_the_waiting_push_with_the_newest() {
+    let (commits, runs) = three_quick_pushes("superseded");
+    let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        revisions,
+        [commits[0].as_str(), commits[2].as_str()],
+        "c2 is superseded"
+    );
+}
+
+#[test]
+fn p21_queued_runs_every_push_in_order_one_at_a_time() {
+    let (commits, runs) = three_quick_pushes("queued");
+    let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        revisions,
+        commits.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].1 >= pair[0].2,
+            "queued executions never overlap: {runs:?}"
+        );
+    }
+}
+
+#[test]
+fn p22_parallel_runs_every_push_at_once() {
+    let (commits, runs) = three_quick_pushes("parallel");
+    let mut revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    revisions.sort_unstable();
+    let mut expected: Vec<&str> = commits.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(revisions, expected);
+    let last_start = runs.iter().map(|r| r.1.as_str()).max().expect("runs");
+    let first_end = runs.iter().map(|r| r.2.as_str()).min().expect("runs");
+    assert!(last_start < first_end, "all three overlap: {runs:?}");
+}
