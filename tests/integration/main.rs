@@ -11,6 +11,7 @@ mod support;
 mod cli;
 mod layering;
 mod pipeline_cli;
+mod service_unit;
 
 #[cfg(feature = "docker-tests")]
 mod auto_retry;
