@@ -14,25 +14,7 @@ use crate::engine::{Approval, ApprovalGate, RunId};
 /// How often a waiting execution looks for an answer.
 const POLL: Duration = Duration::from_millis(300);
 
-/// The request directory of one execution.
-pub(crate) fn requests_dir(data_dir: &std::path::Path, run: &str) -> PathBuf {
-    data_dir.join("requests").join(run)
-}
-
-/// The answer file for `stage/action`.
-pub(crate) fn approval_file(
-    data_dir: &std::path::Path,
-    run: &str,
-    stage: &str,
-    action: &str,
-) -> PathBuf {
-    requests_dir(data_dir, run).join(format!("approve.{stage}.{action}"))
-}
-
-/// The cancel request file of an execution.
-pub(crate) fn cancel_file(data_dir: &std::path::Path, run: &str) -> PathBuf {
-    requests_dir(data_dir, run).join("cancel")
-}
+pub(crate) use crate::state::requests::{approval_file, cancel_file, transition_file};
 
 /// Approvals answered by `runner approve`.
 pub(crate) struct FileApprovals {
@@ -81,14 +63,6 @@ impl ApprovalGate for FileApprovals {
             }
         })
     }
-}
-
-/// The marker file of a disabled transition into `stage` of `pipeline` (P18).
-pub(crate) fn transition_file(data_dir: &std::path::Path, pipeline: &str, stage: &str) -> PathBuf {
-    data_dir
-        .join("transitions")
-        .join(pipeline)
-        .join(format!("{stage}.disabled"))
 }
 
 /// Cancels `token` when `runner cancel` asks for this execution.

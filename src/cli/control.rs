@@ -8,14 +8,10 @@ use super::args::{ApproveArgs, CancelArgs, GraphArgs, TransitionArgs};
 use super::run;
 use super::settings::Settings;
 
-/// Writes `path` atomically (temp file, then rename), creating its directory.
+/// Writes a request file for the running execution.
 fn write_request(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
-    let dir = path.parent().context("a request path has a parent")?;
-    fs_err::create_dir_all(dir).context("create the request directory")?;
-    let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-    fs_err::write(&temp, content).context("write the request")?;
-    fs_err::rename(&temp, path).context("write the request")?;
-    Ok(())
+    crate::state::requests::write(path, content)
+        .with_context(|| format!("write the request {}", path.display()))
 }
 
 /// Runs `runner approve`.

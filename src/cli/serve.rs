@@ -59,7 +59,8 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     }
     let state = AppState::new(workspace.store.clone(), Arc::new(launcher))
         .with_webhook_secret(webhook_secret)
-        .with_api_token(api_token);
+        .with_api_token(api_token)
+        .with_data_dir(settings.data_dir.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;

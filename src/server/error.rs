@@ -55,6 +55,15 @@ pub enum ApiError {
         /// The pipeline.
         pipeline: String,
     },
+    /// The execution already ended; there is nothing to cancel or approve.
+    #[error("execution {id} has already ended")]
+    Ended {
+        /// The execution.
+        id: String,
+    },
+    /// This server takes no control requests (no data directory).
+    #[error("control requests are not enabled on this server")]
+    ControlDisabled,
     /// The state database failed.
     #[error("read the state database")]
     State(#[source] StateError),
@@ -88,7 +97,8 @@ impl ApiError {
             ApiError::MissingEvent | ApiError::ReadBody(_) | ApiError::BadQuery { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::WebhooksDisabled | ApiError::QueueFull { .. } => {
+            ApiError::Ended { .. } => StatusCode::CONFLICT,
+            ApiError::WebhooksDisabled | ApiError::QueueFull { .. } | ApiError::ControlDisabled => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::UnknownRepository { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,

@@ -35,6 +35,8 @@ pub struct AppState {
     api_token: Option<Arc<Secret>>,
     metrics: Arc<Metrics>,
     body_limit: usize,
+    /// Where cancel and approval requests go (`None`: those endpoints answer 503).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             api_token: None,
             metrics: Arc::new(Metrics::default()),
             body_limit: MAX_BODY_BYTES,
+            data_dir: None,
         }
     }
 
@@ -69,6 +72,13 @@ impl AppState {
     #[must_use]
     pub fn with_body_limit(mut self, limit: usize) -> Self {
         self.body_limit = limit.min(MAX_BODY_BYTES);
+        self
+    }
+
+    /// The data directory whose running executions take cancel and approval requests.
+    #[must_use]
+    pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> Self {
+        self.data_dir = Some(data_dir);
         self
     }
 

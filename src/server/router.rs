@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::auth::require_token;
-use super::handlers::{executions, health, hooks, pipelines};
+use super::handlers::{control, executions, health, hooks, pipelines};
 
 /// Every route over `state`.
 ///
@@ -26,6 +26,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/pipelines/{name}/executions",
             post(pipelines::start),
+        )
+        .route(
+            "/api/v1/executions/{execution_id}/cancel",
+            post(control::cancel),
+        )
+        .route(
+            "/api/v1/executions/{execution_id}/approvals/{stage}/{action}",
+            post(control::approve),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -10,6 +10,7 @@ mod executions;
 mod outputs;
 mod owner;
 mod recovery;
+pub mod requests;
 mod runs;
 mod schema;
 mod status;
