@@ -17,6 +17,10 @@ pub const RUNNER_ACCOUNT: &str = "RUNNER_ACCOUNT";
 pub const RUNNER_STAGING: &str = "RUNNER_STAGING";
 /// Base URL that `owner/name` repositories resolve against (default `https://github.com`).
 pub const RUNNER_GITHUB_BASE: &str = "RUNNER_GITHUB_BASE";
+/// `runner`: pipeline builds receive the runner's AWS credentials (standard chain), region and
+/// `AWS_ENDPOINT_URL`, masked in logs and never stored, like a CodeBuild service role; `none`
+/// (the default): no AWS variables enter a build.
+pub const RUNNER_BUILD_AWS_CREDENTIALS: &str = "RUNNER_BUILD_AWS_CREDENTIALS";
 /// Log output format: `pretty` or `json`.
 pub const RUNNER_LOG_FORMAT: &str = "RUNNER_LOG_FORMAT";
 /// The secret GitHub signs webhook deliveries with, for `runner serve` (or

@@ -175,7 +175,13 @@ pub enum AwsError {
         /// How long the wait lasted.
         waited: std::time::Duration,
     },
-    /// Any other error the service answered with.
+    /// The credential chain could not give builds credentials.
+    #[error("resolve AWS credentials for builds ({reason})")]
+    Credentials {
+        /// What the credential chain said.
+        reason: String,
+    },
+    /// Any other service error, with AWS's error code.
     #[error("call {operation} on {resource} (error code {code})")]
     Service {
         /// The API operation.

@@ -61,6 +61,48 @@ impl AwsConfig {
         self.sdk.region().map_or("", Region::as_ref)
     }
 
+    /// The credentials and region a build receives, as environment variables, like the
+    /// service role CodeBuild hands its builds (issue 4): resolved through the standard chain
+    /// (short-lived ones stay short-lived), plus `AWS_ENDPOINT_URL` when one is set. Returns the
+    /// variables and the values to mask.
+    pub async fn build_environment(
+        &self,
+    ) -> Result<(Vec<(String, String)>, Vec<String>), AwsError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let mut env = vec![
+            ("AWS_REGION".to_owned(), self.region().to_owned()),
+            ("AWS_DEFAULT_REGION".to_owned(), self.region().to_owned()),
+        ];
+        let mut secrets = Vec::new();
+        if let Some(provider) = self.sdk().credentials_provider() {
+            let credentials =
+                provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|error| AwsError::Credentials {
+                        reason: error.to_string(),
+                    })?;
+            env.push((
+                "AWS_ACCESS_KEY_ID".to_owned(),
+                credentials.access_key_id().to_owned(),
+            ));
+            env.push((
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                credentials.secret_access_key().to_owned(),
+            ));
+            secrets.push(credentials.access_key_id().to_owned());
+            secrets.push(credentials.secret_access_key().to_owned());
+            if let Some(token) = credentials.session_token() {
+                env.push(("AWS_SESSION_TOKEN".to_owned(), token.to_owned()));
+                secrets.push(token.to_owned());
+            }
+        }
+        if let Some(endpoint) = self.endpoint_url() {
+            env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()));
+        }
+        Ok((env, secrets))
+    }
+
     /// The endpoint override (`AWS_ENDPOINT_URL`, e.g. a moto server), if any.
     pub fn endpoint_url(&self) -> Option<&str> {
         self.sdk.endpoint_url()

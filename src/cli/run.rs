@@ -372,6 +372,7 @@ pub(crate) fn build_settings(settings: &Settings, store: &Store) -> BuildSetting
         cache_root: Some(settings.data_dir.join("cache")),
         staging: settings.staging,
         counter,
+        aws_credentials: settings.aws_credentials,
     }
 }
 

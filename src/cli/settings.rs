@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) staging: Staging,
     /// Base URL for `owner/name` repositories (tests point it at a local server).
     pub(crate) github_base: String,
+    /// Whether pipeline builds receive the runner's AWS credentials.
+    pub(crate) aws_credentials: crate::engine::AwsCredentials,
     /// Host CA bundle for build containers (`$SSL_CERT_FILE` when set).
     pub(crate) ca_bundle: Option<PathBuf>,
 }
@@ -40,6 +42,17 @@ impl Settings {
             region: std::env::var(env::RUNNER_REGION).unwrap_or_else(|_| "us-east-1".into()),
             account: std::env::var(env::RUNNER_ACCOUNT).unwrap_or_else(|_| "000000000000".into()),
             staging: staging()?,
+            aws_credentials: match std::env::var(env::RUNNER_BUILD_AWS_CREDENTIALS)
+                .ok()
+                .as_deref()
+            {
+                None | Some("" | "none") => crate::engine::AwsCredentials::None,
+                Some("runner") => crate::engine::AwsCredentials::FromRunner,
+                Some(other) => anyhow::bail!(
+                    "{} must be none or runner, not {other}",
+                    env::RUNNER_BUILD_AWS_CREDENTIALS
+                ),
+            },
             github_base: std::env::var(env::RUNNER_GITHUB_BASE)
                 .unwrap_or_else(|_| crate::source::DEFAULT_GITHUB_BASE.to_owned()),
             ca_bundle: std::env::var_os(env::RUNNER_CA_BUNDLE)

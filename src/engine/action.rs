@@ -149,6 +149,7 @@ where
         BuildspecRef::Inline(text) => buildspec::load("<inline buildspec>", text),
     }
     .map_err(|error| format!("YAML_FILE_ERROR: {error}"))?;
+    let (project_env, secret_values) = aws_environment(request.builds.aws_credentials).await?;
     let mut overrides = Vec::new();
     for (name, value) in &build.env {
         overrides.push((name.clone(), resolve(value)?));
@@ -192,10 +193,10 @@ where
         source_dir: primary,
         secondary_sources: sources.into_iter().collect(),
         layers: EnvLayers {
-            project: Vec::new(),
+            project: project_env,
             overrides,
         },
-        secret_values: Vec::new(),
+        secret_values,
         network: match build.network {
             Network::Bridge => NetworkMode::Bridge,
             Network::Host => NetworkMode::Host,
@@ -284,4 +285,20 @@ fn output_zips(
             })
             .collect(),
     }
+}
+
+/// The AWS variables a build gets (at the project level, so the action's own `env` still wins)
+/// and the values to mask; none unless the runner is configured to hand them over.
+async fn aws_environment(
+    setting: super::AwsCredentials,
+) -> StepResult<(Vec<(String, String)>, Vec<String>)> {
+    if setting == super::AwsCredentials::None {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let aws = crate::aws::AwsConfig::load(None, None)
+        .await
+        .map_err(|error| super::deploy::chain(&error))?;
+    aws.build_environment()
+        .await
+        .map_err(|error| super::deploy::chain(&error))
 }

@@ -80,6 +80,18 @@ pub struct BuildSettings {
     pub staging: Staging,
     /// Build counters.
     pub counter: BuildCounter,
+    /// Whether builds receive AWS credentials.
+    pub aws_credentials: AwsCredentials,
+}
+
+/// Whether build containers receive AWS credentials, like a CodeBuild service role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AwsCredentials {
+    /// No AWS variables are passed (the default: nothing secret enters a build unasked).
+    #[default]
+    None,
+    /// The runner's own credentials (standard chain), region and endpoint, masked in logs.
+    FromRunner,
 }
 
 /// One execution to run.

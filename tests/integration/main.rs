@@ -18,6 +18,8 @@ mod auto_retry;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod aws_store;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod build_credentials;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod deploy;
 #[cfg(feature = "docker-tests")]
 mod futureim;
