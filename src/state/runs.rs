@@ -200,13 +200,7 @@ impl Store {
                     params![action_run.0, log_path, build_id],
                 )
                 .during(operation)?;
-            if changed == 0 {
-                return Err(StateError::NotFound {
-                    what: "action attempt",
-                    id: action_run.to_string(),
-                });
-            }
-            Ok(())
+            updated(changed, action_run)
         })
         .await
     }
@@ -237,12 +231,7 @@ impl Store {
                     ],
                 )
                 .during(operation)?;
-            if changed == 0 {
-                return Err(StateError::NotFound {
-                    what: "action attempt",
-                    id: action_run.to_string(),
-                });
-            }
+            updated(changed, action_run)?;
             for phase in &outcome.phases {
                 upsert_phase(&transaction, action_run, phase).during(operation)?;
             }
@@ -342,6 +331,17 @@ impl Store {
         })
         .await
     }
+}
+
+/// `NotFound` when an update by id changed no row: the action attempt does not exist.
+fn updated(changed: usize, action_run: ActionRunId) -> Result<(), StateError> {
+    if changed == 0 {
+        return Err(StateError::NotFound {
+            what: "action attempt",
+            id: action_run.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn require_action_run(connection: &Connection, action_run: ActionRunId) -> Result<(), StateError> {
