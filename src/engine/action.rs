@@ -227,7 +227,7 @@ where
     });
     let report = build::run(context.executor.as_ref(), &build_request, &sink, cancel)
         .await
-        .map_err(|error| super::deploy::chain(&error))?;
+        .map_err(|error| super::event::error_chain(&error))?;
     let status = match report.status {
         Status::Succeeded => ActionStatus::Succeeded,
         Status::Stopped => ActionStatus::Stopped,
@@ -297,8 +297,8 @@ async fn aws_environment(
     }
     let aws = crate::aws::AwsConfig::load(None, None)
         .await
-        .map_err(|error| super::deploy::chain(&error))?;
+        .map_err(|error| super::event::error_chain(&error))?;
     aws.build_environment()
         .await
-        .map_err(|error| super::deploy::chain(&error))
+        .map_err(|error| super::event::error_chain(&error))
 }

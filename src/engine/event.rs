@@ -165,3 +165,15 @@ pub enum RunEventKind {
         status: RunStatus,
     },
 }
+
+/// An error with its sources, `: `-separated, like `{:#}` on an `anyhow::Error`.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::{DeployError, Job, aws_config, chain, relative_path, work_dir};
+use super::{DeployError, Job, aws_config, relative_path, work_dir};
 use crate::artifacts::ArtifactStore;
 use crate::aws::{
     CodeSource, DIRECT_UPLOAD_LIMIT, LambdaClient, NewFunction, ObjectUpload, S3Client,
@@ -136,7 +136,7 @@ pub(super) async fn run<E, S: ArtifactStore>(
                 );
             }
             Err(error) => {
-                let text = chain(&error);
+                let text = super::super::event::error_chain(&error);
                 job.log(&format!("lambda: failed: {text}"));
                 failures.push(text);
             }

@@ -237,18 +237,6 @@ fn outcome(result: Result<ActionOutputs, DeployError>) -> ActionOutcome {
             status: ActionStatus::Stopped,
             ..ActionOutcome::failed("stopped while deploying")
         },
-        Err(error) => ActionOutcome::failed(chain(&error)),
+        Err(error) => ActionOutcome::failed(super::event::error_chain(&error)),
     }
-}
-
-/// An error with its sources, `: `-separated, like `{:#}` on an `anyhow::Error`.
-pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
