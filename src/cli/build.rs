@@ -51,7 +51,13 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
             .file_name()
             .map_or_else(|| "build".into(), |n| n.to_string_lossy().into_owned())
     });
-    let number = next_build_number(&settings.data_dir, &project)?;
+    // The same atomic counter pipeline builds use (state.db), strictly increasing per project.
+    let number = crate::state::Store::open(settings.data_dir.join("state.db"))
+        .await
+        .context("open the state database")?
+        .next_build_number(&project)
+        .await
+        .context("take the next build number")?;
     let artifacts_out = args.artifacts_out.clone().unwrap_or_else(|| {
         settings
             .data_dir
@@ -193,22 +199,6 @@ fn ca_bundle(args: &BuildArgs) -> Option<PathBuf> {
         .clone()
         .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from))
         .filter(|path| path.is_file())
-}
-
-/// Strictly increasing per project (Section B, `CODEBUILD_BUILD_NUMBER`).
-fn next_build_number(data_dir: &Path, project: &str) -> anyhow::Result<u64> {
-    let dir = data_dir.join("projects").join(project);
-    fs_err::create_dir_all(&dir).context("create the project's state directory")?;
-    let path = dir.join("build-number");
-    let last: u64 = fs_err::read_to_string(&path)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0);
-    let next = last + 1;
-    let temp = dir.join("build-number.tmp");
-    fs_err::write(&temp, next.to_string()).context("save the build counter")?;
-    fs_err::rename(&temp, &path).context("save the build counter")?;
-    Ok(next)
 }
 
 async fn git_head(source: PathBuf) -> Option<String> {
