@@ -190,16 +190,17 @@ pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<36} {:<16} {:<11} STARTED",
-        "EXECUTION", "PIPELINE", "STATUS"
+        "{:<36} {:<16} {:<11} {:<17} STARTED",
+        "EXECUTION", "PIPELINE", "STATUS", "TRIGGER"
     )?;
     for execution in executions {
         writeln!(
             out,
-            "{:<36} {:<16} {:<11} {}",
+            "{:<36} {:<16} {:<11} {:<17} {}",
             execution.id.as_str(),
             execution.pipeline,
             execution.status,
+            execution.trigger.kind,
             execution.started_at.format("%Y-%m-%d %H:%M:%S")
         )?;
     }
