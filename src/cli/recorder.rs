@@ -86,6 +86,10 @@ impl Recorder {
             RunEventKind::ActionFinished { action, outcome } => {
                 self.on_action_finished(action, outcome, at).await
             }
+            RunEventKind::StageCondition { stage, message } => {
+                self.on_stage_condition(stage, &message);
+                Ok(())
+            }
             RunEventKind::StageFinished { stage, status } => {
                 self.on_stage_finished(stage, status, at).await
             }
@@ -289,13 +293,25 @@ impl Recorder {
         Ok(())
     }
 
+    #[expect(
+        clippy::print_stdout,
+        reason = "the recorder is also the console reporter"
+    )]
+    fn on_stage_condition(&self, stage: usize, message: &str) {
+        println!(
+            "==> stage {} condition {message}",
+            self.pipeline.stages[stage].name
+        );
+    }
+
     async fn on_run_finished(
         &mut self,
         status: RunStatus,
         at: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<()> {
         let status = match status {
-            RunStatus::Succeeded => ExecutionStatus::Succeeded,
+            // The dispatcher never ends an execution as skipped; only stages are.
+            RunStatus::Succeeded | RunStatus::Skipped => ExecutionStatus::Succeeded,
             RunStatus::Failed => ExecutionStatus::Failed,
             RunStatus::Stopped => ExecutionStatus::Stopped,
         };
@@ -312,6 +328,7 @@ fn stage_status(status: RunStatus) -> StageStatus {
         RunStatus::Succeeded => StageStatus::Succeeded,
         RunStatus::Failed => StageStatus::Failed,
         RunStatus::Stopped => StageStatus::Stopped,
+        RunStatus::Skipped => StageStatus::Skipped,
     }
 }
 

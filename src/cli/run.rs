@@ -331,7 +331,12 @@ async fn execute_until(
         data_dir: settings.data_dir.clone(),
     });
     let run_id = request.run_id.clone();
-    let status = engine::run(
+    let (pipeline, plan, parallelism) = (
+        Arc::clone(&request.pipeline),
+        Arc::clone(&request.plan),
+        request.parallelism,
+    );
+    let end = engine::run(
         Arc::clone(&workspace.executor),
         Arc::clone(store),
         approvals,
@@ -341,11 +346,21 @@ async fn execute_until(
     )
     .await;
     recording.await.context("the state recorder stopped")??;
-    eprintln_status(&format!("execution {run_id} {}", status.as_str()));
+    eprintln_status(&format!("execution {run_id} {}", end.status.as_str()));
     super::status::print_execution(&workspace.store, &execution, false).await?;
-    Ok(match status {
+    if let Some(stage) = end.rollback {
+        let rollback = super::rollback::Rollback {
+            pipeline: &pipeline,
+            plan: &plan,
+            stage,
+            parallelism,
+        };
+        // Boxed: a rollback runs through this function too.
+        Box::pin(rollback.automatic(settings, workspace, &execution)).await?;
+    }
+    Ok(match end.status {
         RunStatus::Succeeded => Outcome::Success,
-        RunStatus::Failed => Outcome::Failure,
+        RunStatus::Failed | RunStatus::Skipped => Outcome::Failure,
         RunStatus::Stopped => Outcome::Interrupted,
     })
 }

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::artifacts::ArtifactRef;
 use crate::dag::Plan;
-use crate::pipeline::{ActionId, Pipeline, RetryMode};
+use crate::pipeline::{ActionId, ConditionResult, OnFailure, Pipeline, RetryMode};
 
+use super::conditions::{self, Verdict};
 use super::event::{ActionOutcome, ActionOutputs, ActionStatus, RunEventKind, RunStatus};
 
 /// Where one action is.
@@ -22,6 +23,10 @@ enum State {
     Completed,
     /// Not part of this execution (stages after a rollback's stage).
     OutOfScope,
+    /// In a stage skipped by its entry condition (P42); counts as done for what follows.
+    Skipped,
+    /// In a stage failed by its entry condition (P42): never started.
+    Blocked,
 }
 
 /// What an action's job receives: its input artifacts and every namespace's variables.
@@ -49,6 +54,14 @@ pub(crate) struct Dispatcher<'a> {
     retries_left: BTreeMap<usize, u32>,
     /// Stages being retried automatically, for their next `StageStarted`.
     retrying: BTreeMap<usize, RetryMode>,
+    /// Stages whose entry conditions have been checked (once per execution).
+    entered: BTreeSet<usize>,
+    /// `variables` and `codepipeline` namespaces, for conditions.
+    fixed: BTreeMap<String, BTreeMap<String, String>>,
+    /// The stage to roll back once the execution ends (P41, P42).
+    rollback: Option<usize>,
+    /// A stage failed by a condition rather than by an action (P42).
+    condition_failed: bool,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -76,9 +89,16 @@ impl<'a> Dispatcher<'a> {
                 .stages
                 .iter()
                 .enumerate()
-                .filter_map(|(index, stage)| Some((index, stage.on_failure?.attempts)))
+                .filter_map(|(index, stage)| match &stage.on_failure {
+                    Some(OnFailure::Retry(retry)) => Some((index, retry.attempts)),
+                    _ => None,
+                })
                 .collect(),
             retrying: BTreeMap::new(),
+            entered: BTreeSet::new(),
+            fixed: BTreeMap::new(),
+            rollback: None,
+            condition_failed: false,
         };
         for (id, outputs) in completed {
             dispatcher.states.insert(*id, State::Completed);
@@ -96,6 +116,16 @@ impl<'a> Dispatcher<'a> {
                 }
             }
         }
+        self
+    }
+
+    /// Gives conditions the execution id and the pipeline variables (P31).
+    pub(crate) fn with_execution(
+        mut self,
+        run_id: &str,
+        pipeline_variables: &BTreeMap<String, String>,
+    ) -> Self {
+        self.fixed = conditions::fixed_namespaces(run_id, pipeline_variables);
         self
     }
 
@@ -118,20 +148,28 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Marks every action whose dependencies are done as running and returns them. Nothing
-    /// starts after a failure (P10) or a stop.
+    /// starts after a failure (P10) or a stop. A stage's entry conditions are checked when its
+    /// first action is ready (P42); a skipped stage releases what waits for it at once.
     pub(crate) fn start_ready(&mut self) -> Vec<ActionId> {
-        if self.failed || self.stopping {
-            return Vec::new();
-        }
-        let done =
-            self.ids_in(|s| matches!(s, State::Completed | State::Done(ActionStatus::Succeeded)));
-        let running = self.ids_in(|s| s == State::Running);
-        let ready: Vec<ActionId> = self
-            .plan
-            .ready(&done, &running)
-            .into_iter()
-            .filter(|id| self.states.get(id) == Some(&State::Pending))
-            .collect();
+        let ready = loop {
+            if self.failed || self.stopping {
+                return Vec::new();
+            }
+            let ready = self.ready_pending();
+            let entering: BTreeSet<usize> = ready
+                .iter()
+                .map(|id| id.stage)
+                .filter(|stage| !self.entered.contains(stage))
+                .collect();
+            let mut blocked = false;
+            for stage in entering {
+                self.entered.insert(stage);
+                blocked |= self.check_entry(stage);
+            }
+            if !blocked {
+                break ready;
+            }
+        };
         for id in &ready {
             self.states.insert(*id, State::Running);
             if self.started_stages.insert(id.stage) {
@@ -142,6 +180,58 @@ impl<'a> Dispatcher<'a> {
             }
         }
         ready
+    }
+
+    fn ready_pending(&self) -> Vec<ActionId> {
+        let done = self.ids_in(|s| {
+            matches!(
+                s,
+                State::Completed | State::Done(ActionStatus::Succeeded) | State::Skipped
+            )
+        });
+        let running = self.ids_in(|s| s == State::Running);
+        self.plan
+            .ready(&done, &running)
+            .into_iter()
+            .filter(|id| self.states.get(id) == Some(&State::Pending))
+            .collect()
+    }
+
+    /// P42 `before_entry`: an unmet condition fails or skips the stage before anything in it
+    /// starts. Returns whether it did.
+    fn check_entry(&mut self, stage: usize) -> bool {
+        let conditions = &self.pipeline.stages[stage].before_entry;
+        let Some(verdict) = conditions::entry(conditions, &self.variables, &self.fixed) else {
+            return false;
+        };
+        let (marked, status) = match verdict.result {
+            ConditionResult::Skip => (State::Skipped, RunStatus::Skipped),
+            ConditionResult::Fail | ConditionResult::Rollback => {
+                self.failed = true;
+                self.condition_failed = true;
+                (State::Blocked, RunStatus::Failed)
+            }
+        };
+        for (id, current) in &mut self.states {
+            if id.stage == stage && *current == State::Pending {
+                *current = marked;
+            }
+        }
+        self.started_stages.insert(stage);
+        self.finished_stages.insert(stage);
+        self.events.push(RunEventKind::StageStarted {
+            stage,
+            automatic_retry: None,
+        });
+        self.events.push(verdict.event(stage));
+        self.events
+            .push(RunEventKind::StageFinished { stage, status });
+        true
+    }
+
+    /// The stage to roll back after the execution ends, if a condition asked for it.
+    pub(crate) fn rollback(&self) -> Option<usize> {
+        self.rollback
     }
 
     /// The inputs of `id`, from what has been produced so far.
@@ -215,7 +305,7 @@ impl<'a> Dispatcher<'a> {
             if self.finished_stages.contains(&stage) {
                 continue;
             }
-            let status = match self.stage_status(stage) {
+            let mut status = match self.stage_status(stage) {
                 Some(status) => status,
                 None if closing && self.stopping => RunStatus::Stopped,
                 None if closing => RunStatus::Failed,
@@ -223,18 +313,66 @@ impl<'a> Dispatcher<'a> {
             };
             // A stage whose failure is settled ends only when nothing of it still runs (P10).
             self.finished_stages.insert(stage);
+            // Only a failure of the stage's own actions is retried or rolled back by
+            // `on_failure`; a failed `on_success` condition says itself what happens.
+            let actions_failed = status == RunStatus::Failed && !closing && !self.stopping;
+            if status == RunStatus::Succeeded {
+                status = self.check_success(stage);
+            } else if actions_failed {
+                self.check_failure(stage);
+            }
             self.events
                 .push(RunEventKind::StageFinished { stage, status });
-            if status == RunStatus::Failed && !closing && !self.stopping {
+            if actions_failed {
                 self.retry_automatically(stage);
             }
+        }
+    }
+
+    /// P42 `on_success`: an unmet condition fails the stage, and rolls it back when its result
+    /// says so. Returns the stage's status.
+    fn check_success(&mut self, stage: usize) -> RunStatus {
+        let conditions = &self.pipeline.stages[stage].on_success;
+        let Some(verdict) = conditions::after(conditions, false, &self.variables, &self.fixed)
+        else {
+            return RunStatus::Succeeded;
+        };
+        if verdict.result == ConditionResult::Rollback {
+            self.rollback = Some(stage);
+        }
+        self.failed = true;
+        self.condition_failed = true;
+        self.events.push(verdict.event(stage));
+        RunStatus::Failed
+    }
+
+    /// P41: a failed stage with `on_failure: {result: rollback}` is rolled back after the
+    /// execution ends, unconditionally or when one of its conditions is met (P42).
+    fn check_failure(&mut self, stage: usize) {
+        let Some(OnFailure::Rollback { conditions }) = &self.pipeline.stages[stage].on_failure
+        else {
+            return;
+        };
+        let verdict = if conditions.is_empty() {
+            Some(Verdict::unconditional())
+        } else {
+            conditions::after(conditions, true, &self.variables, &self.fixed)
+        };
+        if let Some(verdict) = verdict {
+            self.rollback = Some(stage);
+            self.events.push(verdict.event(stage));
         }
     }
 
     /// P39: a failed stage with retries left goes back to pending (its failed actions, or all of
     /// them) and starts again as a new attempt.
     fn retry_automatically(&mut self, stage: usize) {
-        let Some(retry) = self.pipeline.stages.get(stage).and_then(|s| s.on_failure) else {
+        let Some(OnFailure::Retry(retry)) = self
+            .pipeline
+            .stages
+            .get(stage)
+            .and_then(|s| s.on_failure.clone())
+        else {
             return;
         };
         let Some(left) = self.retries_left.get_mut(&stage).filter(|left| **left > 0) else {
@@ -254,10 +392,11 @@ impl<'a> Dispatcher<'a> {
         self.started_stages.remove(&stage);
         self.finished_stages.remove(&stage);
         self.retrying.insert(stage, retry.mode);
-        self.failed = self
-            .states
-            .values()
-            .any(|s| *s == State::Done(ActionStatus::Failed));
+        self.failed = self.condition_failed
+            || self
+                .states
+                .values()
+                .any(|s| *s == State::Done(ActionStatus::Failed));
     }
 
     /// Ends every started stage that is still open (nothing runs any more).
@@ -437,5 +576,124 @@ mod tests {
             "one automatic retry only"
         );
         assert_eq!(dispatcher.status(), RunStatus::Failed);
+    }
+
+    /// The test pipeline with `keys` spliced into the build stage, and the source done with a
+    /// `Src` namespace holding `BranchName=main`.
+    fn with_build_stage_keys(keys: &str) -> (Pipeline, Plan, BTreeMap<ActionId, ActionOutputs>) {
+        let text = PIPELINE
+            .replace(
+                "  - name: build\n    actions:",
+                &format!("  - name: build\n{keys}    actions:"),
+            )
+            .replace(
+                "outputs: [Src]\n",
+                "outputs: [Src]\n        namespace: SrcVars\n",
+            );
+        let pipeline = pipeline::parse("t.yml", &text).expect("valid pipeline");
+        let plan = Plan::new(&pipeline).expect("plan");
+        let source = ActionOutputs {
+            artifacts: BTreeMap::new(),
+            variables: BTreeMap::from([("BranchName".to_owned(), "main".to_owned())]),
+        };
+        (pipeline, plan, BTreeMap::from([(id(0, 0), source)]))
+    }
+
+    fn condition(block: &str, result: &str, operator: &str, value: &str) -> String {
+        format!(
+            "    {block}:\n      conditions:\n        - result: {result}\n          rules:\n            - {{name: branch, type: variable_check, variable: '#{{SrcVars.BranchName}}', operator: {operator}, value: {value}}}\n"
+        )
+    }
+
+    #[test]
+    fn p42_before_entry_skip_marks_the_stage_skipped_and_releases_the_next() {
+        let keys = condition("before_entry", "skip", "eq", "release");
+        let (pipeline, plan, completed) = with_build_stage_keys(&keys);
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        assert_eq!(
+            dispatcher.start_ready(),
+            vec![id(2, 0)],
+            "deploy, not build"
+        );
+        let events = dispatcher.take_stage_events();
+        assert!(events.contains(&RunEventKind::StageFinished {
+            stage: 1,
+            status: RunStatus::Skipped
+        }));
+        assert!(events.contains(&RunEventKind::StageCondition {
+            stage: 1,
+            message: "before_entry: skip (rule branch: \"main\" eq \"release\" is false)".into()
+        }));
+        dispatcher.finish(id(2, 0), &outcome(ActionStatus::Succeeded));
+        assert_eq!(dispatcher.status(), RunStatus::Succeeded);
+    }
+
+    #[test]
+    fn p42_before_entry_met_lets_the_stage_run() {
+        let keys = condition("before_entry", "fail", "eq", "main");
+        let (pipeline, plan, completed) = with_build_stage_keys(&keys);
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        assert_eq!(dispatcher.start_ready(), vec![id(1, 0), id(1, 1)]);
+    }
+
+    #[test]
+    fn p42_before_entry_fail_fails_the_stage_before_anything_starts() {
+        let keys = condition("before_entry", "fail", "ne", "main");
+        let (pipeline, plan, completed) = with_build_stage_keys(&keys);
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        assert!(dispatcher.start_ready().is_empty());
+        assert!(
+            dispatcher
+                .take_stage_events()
+                .contains(&RunEventKind::StageFinished {
+                    stage: 1,
+                    status: RunStatus::Failed
+                })
+        );
+        assert!(dispatcher.close().is_empty());
+        assert_eq!(dispatcher.status(), RunStatus::Failed);
+        assert_eq!(dispatcher.rollback(), None);
+    }
+
+    #[test]
+    fn p42_on_success_rollback_fails_the_stage_and_asks_for_a_rollback() {
+        let keys = condition("on_success", "rollback", "eq", "release");
+        let (pipeline, plan, completed) = with_build_stage_keys(&keys);
+        let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+        dispatcher.start_ready();
+        for done in [id(1, 0), id(1, 1)] {
+            dispatcher.finish(done, &outcome(ActionStatus::Succeeded));
+        }
+        assert_eq!(dispatcher.start_ready(), vec![id(1, 2)]);
+        dispatcher.finish(id(1, 2), &outcome(ActionStatus::Succeeded));
+        assert!(
+            dispatcher
+                .take_stage_events()
+                .contains(&RunEventKind::StageFinished {
+                    stage: 1,
+                    status: RunStatus::Failed
+                })
+        );
+        assert!(dispatcher.start_ready().is_empty(), "deploy does not start");
+        assert_eq!(dispatcher.status(), RunStatus::Failed);
+        assert_eq!(dispatcher.rollback(), Some(1));
+    }
+
+    #[test]
+    fn p41_on_failure_rollback_asks_for_a_rollback_when_its_condition_is_met() {
+        for (operator, expected) in [("eq", Some(1)), ("ne", None)] {
+            let keys = format!(
+                "    on_failure:\n      result: rollback\n{}",
+                condition("x", "rollback", operator, "main")
+                    .replace("    x:\n      conditions:", "      conditions:")
+            );
+            let (pipeline, plan, completed) = with_build_stage_keys(&keys);
+            let mut dispatcher = Dispatcher::new(&pipeline, &plan, &completed);
+            dispatcher.start_ready();
+            dispatcher.finish(id(1, 0), &outcome(ActionStatus::Failed));
+            dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
+            assert_eq!(dispatcher.rollback(), expected, "{operator}");
+            assert_eq!(dispatcher.status(), RunStatus::Failed);
+        }
     }
 }

@@ -49,6 +49,8 @@ pub enum RunStatus {
     Failed,
     /// Cancelled or timed out.
     Stopped,
+    /// A stage skipped by its entry condition (P42); never an execution's status.
+    Skipped,
 }
 
 impl RunStatus {
@@ -58,6 +60,7 @@ impl RunStatus {
             RunStatus::Succeeded => "Succeeded",
             RunStatus::Failed => "Failed",
             RunStatus::Stopped => "Stopped",
+            RunStatus::Skipped => "Skipped",
         }
     }
 }
@@ -151,6 +154,13 @@ pub enum RunEventKind {
         action: ActionId,
         /// How.
         outcome: Box<ActionOutcome>,
+    },
+    /// A stage condition engaged (P41, P42): the stage fails, is skipped or is rolled back.
+    StageCondition {
+        /// Stage index.
+        stage: usize,
+        /// Which condition, its result and the rules that decided it.
+        message: String,
     },
     /// A stage ended.
     StageFinished {

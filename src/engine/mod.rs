@@ -6,6 +6,7 @@
 //! [`ArtifactStore`]; the engine never touches the database: its output is [`RunEvent`]s.
 
 mod action;
+mod conditions;
 mod deploy;
 mod dispatcher;
 mod event;
@@ -129,7 +130,16 @@ struct Context<E, S> {
     events: mpsc::UnboundedSender<RunEvent>,
 }
 
-/// Runs the execution to its end and returns its status. Events go to `events` as they happen.
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    /// Its status.
+    pub status: RunStatus,
+    /// A stage a condition asked to roll back (P41, P42); the caller starts the rollback.
+    pub rollback: Option<usize>,
+}
+
+/// Runs the execution to its end and says how it ended. Events go to `events` as they happen.
 pub async fn run<E, S>(
     executor: Arc<E>,
     store: Arc<S>,
@@ -137,7 +147,7 @@ pub async fn run<E, S>(
     request: ExecutionRequest,
     events: mpsc::UnboundedSender<RunEvent>,
     cancel: CancellationToken,
-) -> RunStatus
+) -> RunEnd
 where
     E: Executor + 'static,
     S: ArtifactStore + 'static,
@@ -155,7 +165,8 @@ where
         let emit = |kind| emit_at(Utc::now(), kind);
         emit(RunEventKind::RunStarted);
         let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed)
-            .with_last_stage(request.last_stage);
+            .with_last_stage(request.last_stage)
+            .with_execution(&request.run_id.0, &request.pipeline_variables);
         let permits = Arc::new(Semaphore::new(request.parallelism.max(1)));
         let context = Arc::new(Context {
             executor,
@@ -227,7 +238,10 @@ where
         }
         let status = dispatcher.status();
         emit(RunEventKind::RunFinished { status });
-        status
+        RunEnd {
+            status,
+            rollback: dispatcher.rollback(),
+        }
     }
     .instrument(span)
     .await

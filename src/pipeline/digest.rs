@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest as _, Sha256};
 
+use super::conditions::{Condition, OnFailure};
 use super::model::{
     Action, ActionKind, ArtifactStore, BuildspecRef, ConsumedItem, Network, Pipeline,
 };
@@ -38,12 +39,19 @@ pub fn digest(pipeline: &Pipeline) -> String {
     }
     for stage in &pipeline.stages {
         canon.field("stage", &stage.name);
-        if let Some(retry) = stage.on_failure {
-            canon.field(
+        match &stage.on_failure {
+            Some(OnFailure::Retry(retry)) => canon.field(
                 "on_failure",
                 &format!("{:?} {}", retry.mode, retry.attempts),
-            );
+            ),
+            Some(OnFailure::Rollback { conditions }) => {
+                canon.field("on_failure", "rollback");
+                self::conditions(&mut canon, "on_failure", conditions);
+            }
+            None => {}
         }
+        self::conditions(&mut canon, "before_entry", &stage.before_entry);
+        self::conditions(&mut canon, "on_success", &stage.on_success);
         for action in &stage.actions {
             self::action(&mut canon, action);
         }
@@ -54,6 +62,18 @@ pub fn digest(pipeline: &Pipeline) -> String {
             write!(out, "{byte:02x}").expect("writing to a String cannot fail");
             out
         })
+}
+
+fn conditions(canon: &mut Canon, key: &str, conditions: &[Condition]) {
+    for condition in conditions {
+        canon.field(key, condition.result.name());
+        for rule in &condition.rules {
+            canon.field("rule", &rule.name);
+            canon.field("variable", &rule.variable);
+            canon.field("operator", rule.operator.name());
+            canon.field("value", &rule.value);
+        }
+    }
 }
 
 fn action(canon: &mut Canon, action: &Action) {

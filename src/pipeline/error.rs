@@ -443,6 +443,36 @@ pub enum ProblemKind {
         /// What was written.
         prefix: String,
     },
+    /// A `matches` rule whose value is not a regular expression (P42).
+    #[error("`{pattern}` is not a valid regular expression: {reason}")]
+    InvalidRegex {
+        /// What was written.
+        pattern: String,
+        /// The regex parser's description.
+        reason: String,
+    },
+    /// A condition's variable reads an action that has not finished when it is evaluated (P42).
+    #[error(
+        "`#{{{namespace}.…}}` is produced by {producer}, which has not finished when {when} is checked"
+    )]
+    ConditionVariableTooLate {
+        /// The namespace.
+        namespace: String,
+        /// `stage.action` of its producer.
+        producer: String,
+        /// `before_entry` or `on_success`.
+        when: &'static str,
+    },
+    /// A value above its size limit (P5).
+    #[error("{what} may be at most {max} bytes, found {found}")]
+    TooLarge {
+        /// What is measured.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+        /// What was found.
+        found: usize,
+    },
     /// An S3 bucket name S3 would refuse.
     #[error(
         "bucket `{bucket}` is not a valid S3 bucket name (3-63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit)"
@@ -485,6 +515,18 @@ impl ProblemKind {
             }
             ProblemKind::UnknownPipelineVariable { .. } | ProblemKind::TooLong { .. } => "P33",
             ProblemKind::ReservedEnvName { .. } => "D-8",
+            ProblemKind::InvalidRegex { .. }
+            | ProblemKind::ConditionVariableTooLate { .. }
+            | ProblemKind::UnknownValue {
+                key:
+                    "before_entry result"
+                    | "on_success result"
+                    | "on_failure condition result"
+                    | "rule type"
+                    | "operator",
+                ..
+            } => "P42",
+            ProblemKind::TooLarge { .. } => "P5",
             ProblemKind::Count { what, .. } => what.rule(),
             _ => "format",
         }
@@ -541,6 +583,8 @@ pub enum Counted {
     Patterns,
     /// Pull-request events (P25).
     Events,
+    /// Rules in a stage condition (P42).
+    Rules,
 }
 
 impl Counted {
@@ -550,6 +594,7 @@ impl Counted {
             Counted::StageActions | Counted::PipelineActions => "P3",
             Counted::Inputs(_) | Counted::Outputs(_) => "P8",
             Counted::Filters | Counted::Patterns | Counted::Events => "P25",
+            Counted::Rules => "P42",
         }
     }
 }
@@ -565,6 +610,7 @@ impl fmt::Display for Counted {
             Counted::Filters => f.write_str("the number of filters in a list"),
             Counted::Patterns => f.write_str("the number of patterns in a list"),
             Counted::Events => f.write_str("the number of events"),
+            Counted::Rules => f.write_str("the number of rules in a condition"),
         }
     }
 }

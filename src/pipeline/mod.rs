@@ -7,6 +7,7 @@
 //! location. Keys are `snake_case`, as the issue defines the format, not B3's kebab-case. Nothing
 //! past `load` sees a `*Spec` type, and this module does no I/O besides reading the file.
 
+mod conditions;
 mod deploy;
 mod digest;
 mod error;
@@ -19,6 +20,7 @@ mod variables;
 
 use std::path::Path;
 
+pub use conditions::*;
 pub use deploy::*;
 pub use digest::digest;
 pub use error::{Counted, NameKind, PipelineError, Problem, ProblemKind};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use crate::yaml::Location;
 
+use super::conditions::{Condition, OnFailure};
 use super::deploy::{LambdaDeployAction, S3DeployAction};
 use super::glob::Glob;
 
@@ -237,8 +238,13 @@ pub struct Stage {
     pub name: String,
     /// 1–50 actions, in file order.
     pub actions: Vec<Action>,
-    /// `on_failure: {result: retry}`: retry the stage automatically (P39).
-    pub on_failure: Option<AutoRetry>,
+    /// Checked before the stage's first action starts (P42): an unmet condition fails or skips
+    /// the stage.
+    pub before_entry: Vec<Condition>,
+    /// Checked after the stage succeeded (P42): an unmet condition fails it or rolls it back.
+    pub on_success: Vec<Condition>,
+    /// What a failure of the stage does: an automatic retry (P39) or rollback (P41).
+    pub on_failure: Option<OnFailure>,
     /// Where the stage starts in the file.
     pub location: Location,
 }

@@ -133,19 +133,56 @@ pub(super) struct DefaultsSpec {
 pub(super) struct StageSpec {
     pub(super) name: Option<String>,
     pub(super) actions: Option<Vec<ActionSpec>>,
+    pub(super) before_entry: Option<ConditionsSpec>,
+    pub(super) on_success: Option<ConditionsSpec>,
     pub(super) on_failure: Option<OnFailureSpec>,
 }
 
-/// `on_failure:` of a stage (P39).
+/// `on_failure:` of a stage: `result: retry` (P39) or `result: rollback` (P41), the latter
+/// optionally with `conditions` (P42).
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with `result` and optionally `retry_mode` and `attempts`"
+    expecting = "a mapping with `result` and optionally `retry_mode`, `attempts` or `conditions`"
 )]
 pub(super) struct OnFailureSpec {
     pub(super) result: Option<String>,
     pub(super) retry_mode: Option<String>,
     pub(super) attempts: Option<i64>,
+    pub(super) conditions: Option<Vec<ConditionSpec>>,
+}
+
+/// `before_entry:` and `on_success:` of a stage (P42).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `conditions`")]
+pub(super) struct ConditionsSpec {
+    pub(super) conditions: Option<Vec<ConditionSpec>>,
+}
+
+/// One condition (P42).
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a condition: a mapping with `result` and `rules`"
+)]
+pub(super) struct ConditionSpec {
+    pub(super) result: Option<String>,
+    pub(super) rules: Option<Vec<RuleSpec>>,
+}
+
+/// One rule of a condition (P42 decision: `variable_check` only).
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule: a mapping with `name`, `type`, `variable`, `operator` and `value`"
+)]
+pub(super) struct RuleSpec {
+    pub(super) name: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) kind: Option<String>,
+    pub(super) variable: Option<String>,
+    pub(super) operator: Option<String>,
+    pub(super) value: Option<String>,
 }
 
 /// One entry of `actions:`. Every key of every action type is here; `validate` rejects the keys

@@ -1,12 +1,14 @@
 //! `PipelineSpec` → [`Pipeline`]: every rule of spec Section C that can be checked when the file
 //! is saved, each problem collected with its field path and `line:column`, none fatal.
 //!
-//! This file checks the pipeline-level keys and the stage skeleton (P2, P3, P33); `source` the
+//! This file checks the pipeline-level keys and the stage skeleton (P2, P3, P33); `conditions`
+//! a stage's `before_entry`, `on_success` and `on_failure` (P39, P41, P42); `source` the
 //! repository and the artifact store, `triggers` the source filters (P24–P26), `action` one
 //! action by type (P8, P9, D-10), and `flow` what crosses actions (P6, P7, P31–P33,
 //! `depends_on`).
 
 mod action;
+mod conditions;
 mod deploy;
 mod flow;
 mod source;
@@ -350,50 +352,6 @@ fn defaults(cx: &mut Ctx<'_>, spec: Option<DefaultsSpec>) -> Defaults {
     }
 }
 
-/// `on_failure` of a stage (P39): `result: retry` with an optional `retry_mode` and `attempts`.
-/// Rollback and conditions (P41, P42) are not supported yet and are refused by name.
-fn auto_retry(
-    cx: &mut Ctx<'_>,
-    spec: super::spec::OnFailureSpec,
-    field: &str,
-) -> Option<super::model::AutoRetry> {
-    use super::model::{AutoRetry, RetryMode};
-    const RESULTS: [(&str, bool); 1] = [("retry", true)];
-    let result_field = format!("{field}.result");
-    let Some(result) = spec.result else {
-        cx.report(result_field, ProblemKind::Missing { key: "result" });
-        return None;
-    };
-    let result = cx.choice(&RESULTS, "on_failure result", &result, &result_field);
-    let mode = match spec.retry_mode {
-        Some(mode) => cx.choice(
-            &RetryMode::ALL,
-            "retry_mode",
-            &mode,
-            &format!("{field}.retry_mode"),
-        ),
-        None => Some(RetryMode::FailedActions),
-    };
-    let attempts = spec.attempts.unwrap_or(1);
-    if !(1..=10).contains(&attempts) {
-        cx.report(
-            format!("{field}.attempts"),
-            ProblemKind::OutOfRange {
-                key: "attempts",
-                min: 1,
-                max: 10,
-                found: attempts,
-            },
-        );
-        return None;
-    }
-    Some(AutoRetry {
-        mode: mode?,
-        attempts: u32::try_from(attempts).ok()?,
-    })
-    .filter(|_| result.is_some())
-}
-
 fn stages(
     cx: &mut Ctx<'_>,
     specs: Option<Vec<super::spec::StageSpec>>,
@@ -408,6 +366,7 @@ fn stages(
     cx.count("stages", Counted::Stages, STAGES, specs.len());
     let mut drafts: Vec<Vec<Draft>> = Vec::with_capacity(specs.len());
     let mut stages = Vec::with_capacity(specs.len());
+    let mut condition_references = Vec::with_capacity(specs.len());
     for (index, spec) in specs.into_iter().enumerate() {
         let field = format!("stages[{index}]");
         let name = required_at(cx, spec.name, "name", &format!("{field}.name"));
@@ -435,15 +394,22 @@ fn stages(
             .iter()
             .map(|draft| (draft.action.name.as_str(), format!("{}.name", draft.field)));
         cx.unique(NameKind::Action, names.filter(|(name, _)| !name.is_empty()));
-        let on_failure = spec
-            .on_failure
-            .and_then(|on_failure| auto_retry(cx, on_failure, &format!("{field}.on_failure")));
+        let conditions = conditions::stage_conditions(
+            cx,
+            spec.before_entry,
+            spec.on_success,
+            spec.on_failure,
+            &field,
+        );
         stages.push(Stage {
             name: name.unwrap_or_default(),
             actions: Vec::new(),
-            on_failure,
+            before_entry: conditions.before_entry,
+            on_success: conditions.on_success,
+            on_failure: conditions.on_failure,
             location: cx.location(&field),
         });
+        condition_references.push(conditions.references);
         drafts.push(stage_drafts);
     }
     let names = stages
@@ -453,7 +419,7 @@ fn stages(
     cx.unique(NameKind::Stage, names.filter(|(name, _)| !name.is_empty()));
     let total = drafts.iter().map(Vec::len).sum();
     cx.count("stages", Counted::PipelineActions, PIPELINE_ACTIONS, total);
-    flow::check(cx, &stages, &mut drafts, variables);
+    flow::check(cx, &stages, &mut drafts, variables, &condition_references);
     for (stage, drafts) in stages.iter_mut().zip(drafts) {
         stage.actions = drafts.into_iter().map(|draft| draft.action).collect();
     }

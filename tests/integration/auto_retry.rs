@@ -49,11 +49,11 @@ fn p39_without_on_failure_the_stage_just_fails() {
 }
 
 #[test]
-fn p39_on_failure_accepts_only_retry_for_now() {
-    let pipeline = pipeline("    on_failure:\n      result: rollback\n");
+fn p39_on_failure_result_is_retry_or_rollback() {
+    let pipeline = pipeline("    on_failure:\n      result: skip\n");
     let refused = pipeline.run(["validate", "{pipeline}"]);
     refused
         .code(1)
         .stderr_has("stages[1].on_failure.result")
-        .stderr_has("rollback");
+        .stderr_has("unknown on_failure result `skip`, expected one of: retry, rollback");
 }

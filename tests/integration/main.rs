@@ -19,6 +19,8 @@ mod auto_retry;
 mod aws_store;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod build_credentials;
+#[cfg(feature = "docker-tests")]
+mod conditions;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod deploy;
 #[cfg(feature = "docker-tests")]

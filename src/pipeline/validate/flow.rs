@@ -13,16 +13,21 @@ use super::super::model::{
 };
 use super::Ctx;
 use super::action::Draft;
+use super::conditions::When;
 use crate::pipeline::variables::{
     CODEPIPELINE_KEYS, CODEPIPELINE_NAMESPACE, VARIABLES_NAMESPACE, references,
 };
 
 /// Runs every cross-action check and resolves the references between actions.
+/// `conditions` holds, per stage, the references of its conditions (P42): a `before_entry`
+/// reference becomes something every action of the stage consumes, so the plan makes them
+/// wait for its producer.
 pub(super) fn check(
     cx: &mut Ctx<'_>,
     stages: &[Stage],
     drafts: &mut [Vec<Draft>],
     variables: &[Variable],
+    conditions: &[Vec<(String, String, When)>],
 ) {
     let producers = producers(cx, drafts);
     let namespaces = namespaces(cx, drafts, &producers);
@@ -42,7 +47,17 @@ pub(super) fn check(
             resolved.push((id, consumes, depends_on(cx, &index, id)));
         }
     }
-    for (id, consumes, depends_on) in resolved {
+    let entry_reads: Vec<Vec<Consumed>> = conditions
+        .iter()
+        .enumerate()
+        .map(|(stage, references)| stage_references(cx, &index, stage, references))
+        .collect();
+    for (id, mut consumes, depends_on) in resolved {
+        for read in entry_reads.get(id.stage).into_iter().flatten() {
+            if !consumes.contains(read) {
+                consumes.push(read.clone());
+            }
+        }
         let action = &mut drafts[id.stage][id.action].action;
         action.consumes = consumes;
         action.depends_on = depends_on;
@@ -159,9 +174,48 @@ fn inputs(cx: &mut Ctx<'_>, index: &Index<'_>, id: ActionId) -> Vec<Consumed> {
 
 /// P31–P33: every `#{namespace.key}` in the action's configuration.
 fn references_of(cx: &mut Ctx<'_>, index: &Index<'_>, id: ActionId) -> Vec<Consumed> {
-    let consumer = index.draft(id);
+    let texts = index.draft(id).references.iter().map(|(f, t)| (f, t));
+    references_in(cx, index, texts, |producer| {
+        (!index.runs_before(producer, id)).then_some("")
+    })
+}
+
+/// P42: the references of a stage's conditions. `before_entry` may read earlier stages only,
+/// the others this stage too. Returns what the stage's actions consume for `before_entry`.
+fn stage_references(
+    cx: &mut Ctx<'_>,
+    index: &Index<'_>,
+    stage: usize,
+    references: &[(String, String, When)],
+) -> Vec<Consumed> {
+    let mut entry = Vec::new();
+    for when in [When::BeforeEntry, When::AfterStage] {
+        let texts = references
+            .iter()
+            .filter(|(_, _, w)| *w == when)
+            .map(|(f, t, _)| (f, t));
+        let reads = references_in(cx, index, texts, |producer| match when {
+            When::BeforeEntry => (producer.stage >= stage).then_some("before_entry"),
+            When::AfterStage => (producer.stage > stage).then_some("on_success"),
+        });
+        if when == When::BeforeEntry {
+            entry = reads;
+        }
+    }
+    entry
+}
+
+/// Checks the references in `texts` and returns what they read. `too_late(producer)` says
+/// when a producer has not finished in time: `Some("")` for an action's own configuration,
+/// `Some(when)` for a stage condition checked at `when`.
+fn references_in<'t>(
+    cx: &mut Ctx<'_>,
+    index: &Index<'_>,
+    texts: impl Iterator<Item = (&'t String, &'t String)>,
+    too_late: impl Fn(ActionId) -> Option<&'static str>,
+) -> Vec<Consumed> {
     let mut reads: Vec<Consumed> = Vec::new();
-    for (field, text) in &consumer.references {
+    for (field, text) in texts {
         for reference in references(text) {
             let reference = match reference {
                 Ok(reference) => reference,
@@ -187,10 +241,18 @@ fn references_of(cx: &mut Ctx<'_>, index: &Index<'_>, id: ActionId) -> Vec<Consu
                         namespace: namespace.clone(),
                         key: key.clone(),
                     }),
-                    Some(&producer) if !index.runs_before(producer, id) => {
-                        Some(ProblemKind::VariableFromLaterAction {
-                            namespace: namespace.clone(),
-                            producer: index.qualified(producer),
+                    Some(&producer) if too_late(producer).is_some() => {
+                        let producer_name = index.qualified(producer);
+                        Some(match too_late(producer) {
+                            Some("") | None => ProblemKind::VariableFromLaterAction {
+                                namespace: namespace.clone(),
+                                producer: producer_name,
+                            },
+                            Some(when) => ProblemKind::ConditionVariableTooLate {
+                                namespace: namespace.clone(),
+                                producer: producer_name,
+                                when,
+                            },
                         })
                     }
                     Some(&producer) => {
