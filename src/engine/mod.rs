@@ -11,6 +11,7 @@ mod deploy;
 mod dispatcher;
 mod event;
 mod inputs;
+mod limits;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -221,6 +222,7 @@ where
             let Some(id) = id else {
                 continue;
             };
+            let outcome = limits::enforce(outcome);
             dispatcher.finish(id, &outcome);
             emit_at(
                 ended,

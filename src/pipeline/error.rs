@@ -463,10 +463,10 @@ pub enum ProblemKind {
         /// `before_entry` or `on_success`.
         when: &'static str,
     },
-    /// A value above its size limit (P5).
-    #[error("{what} may be at most {max} bytes, found {found}")]
-    TooLarge {
-        /// What is measured.
+    /// An action setting or key above its length limit (P5).
+    #[error("{what} may be at most {max} characters, found {found}")]
+    SettingTooLong {
+        /// `a key` or `a value`.
         what: &'static str,
         /// The limit.
         max: usize,
@@ -526,7 +526,7 @@ impl ProblemKind {
                     | "operator",
                 ..
             } => "P42",
-            ProblemKind::TooLarge { .. } => "P5",
+            ProblemKind::SettingTooLong { .. } => "P5",
             ProblemKind::Count { what, .. } => what.rule(),
             _ => "format",
         }
@@ -593,7 +593,8 @@ impl Counted {
             Counted::Stages => "P2",
             Counted::StageActions | Counted::PipelineActions => "P3",
             Counted::Inputs(_) | Counted::Outputs(_) => "P8",
-            Counted::Filters | Counted::Patterns | Counted::Events => "P25",
+            Counted::Filters => "P24",
+            Counted::Patterns | Counted::Events => "P25",
             Counted::Rules => "P42",
         }
     }

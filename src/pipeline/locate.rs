@@ -44,6 +44,13 @@ impl Locations {
         self.values.get(field)?.1.as_deref()
     }
 
+    /// Every field path with its location and, for a scalar, its text.
+    pub(super) fn fields(&self) -> impl Iterator<Item = (&str, Location, Option<&str>)> {
+        self.values
+            .iter()
+            .map(|(path, (location, text))| (path.as_str(), *location, text.as_deref()))
+    }
+
     fn walk(&mut self, node: &Node, path: &str, problems: &mut Vec<Problem>) {
         let text = match &node.kind {
             NodeKind::Scalar { text, .. } => Some(text.clone()),

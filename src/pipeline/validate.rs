@@ -11,6 +11,7 @@ mod action;
 mod conditions;
 mod deploy;
 mod flow;
+pub(crate) mod limits;
 mod source;
 mod triggers;
 
@@ -235,6 +236,7 @@ pub(super) fn pipeline(cx: &mut Ctx<'_>, origin: &str, spec: PipelineSpec) -> Pi
     let variables = variables(cx, spec.variables.unwrap_or_default());
     let defaults = defaults(cx, spec.defaults);
     let stages = stages(cx, spec.stages, &defaults, source.as_ref(), &variables);
+    limits::check(cx);
     Pipeline {
         origin: origin.to_owned(),
         name,
