@@ -202,7 +202,7 @@ impl Recorder {
             ActionStatus::Succeeded => state::ActionStatus::Succeeded,
             ActionStatus::Failed => state::ActionStatus::Failed,
             // A cancel kills running builds: CodePipeline's "stop and abandon" (P12, P19).
-            ActionStatus::Stopped => state::ActionStatus::Abandoned,
+            ActionStatus::Stopped | ActionStatus::Superseded => state::ActionStatus::Abandoned,
         };
         let phases = outcome.phases.iter().map(phase_record).collect();
         self.store
@@ -314,6 +314,7 @@ impl Recorder {
             RunStatus::Succeeded | RunStatus::Skipped => ExecutionStatus::Succeeded,
             RunStatus::Failed => ExecutionStatus::Failed,
             RunStatus::Stopped => ExecutionStatus::Stopped,
+            RunStatus::Superseded => ExecutionStatus::Superseded,
         };
         self.store
             .set_execution_status(&self.execution, status, None, at)
@@ -327,7 +328,8 @@ fn stage_status(status: RunStatus) -> StageStatus {
     match status {
         RunStatus::Succeeded => StageStatus::Succeeded,
         RunStatus::Failed => StageStatus::Failed,
-        RunStatus::Stopped => StageStatus::Stopped,
+        // A superseded execution never entered the stage; its waiting actions are abandoned.
+        RunStatus::Stopped | RunStatus::Superseded => StageStatus::Stopped,
         RunStatus::Skipped => StageStatus::Skipped,
     }
 }

@@ -327,9 +327,7 @@ async fn execute_until(
         request.run_id.0.clone(),
         cancel.clone(),
     );
-    let approvals = Arc::new(FileApprovals {
-        data_dir: settings.data_dir.clone(),
-    });
+    let approvals = Arc::new(FileApprovals::new(settings.data_dir.clone()));
     let run_id = request.run_id.clone();
     let (pipeline, plan, parallelism) = (
         Arc::clone(&request.pipeline),
@@ -339,12 +337,13 @@ async fn execute_until(
     let end = engine::run(
         Arc::clone(&workspace.executor),
         Arc::clone(store),
-        approvals,
+        Arc::clone(&approvals) as Arc<dyn engine::ApprovalGate>,
         request,
         events,
         cancel,
     )
     .await;
+    approvals.forget();
     recording.await.context("the state recorder stopped")??;
     eprintln_status(&format!("execution {run_id} {}", end.status.as_str()));
     super::status::print_execution(&workspace.store, &execution, false).await?;
@@ -360,7 +359,7 @@ async fn execute_until(
     }
     Ok(match end.status {
         RunStatus::Succeeded => Outcome::Success,
-        RunStatus::Failed | RunStatus::Skipped => Outcome::Failure,
+        RunStatus::Failed | RunStatus::Skipped | RunStatus::Superseded => Outcome::Failure,
         RunStatus::Stopped => Outcome::Interrupted,
     })
 }

@@ -60,8 +60,10 @@ pub(crate) struct Dispatcher<'a> {
     fixed: BTreeMap<String, BTreeMap<String, String>>,
     /// The stage to roll back once the execution ends (P41, P42).
     rollback: Option<usize>,
-    /// A stage failed by a condition rather than by an action (P42).
-    condition_failed: bool,
+    /// Stages failed by a condition rather than by an action (P42).
+    failed_by_condition: BTreeSet<usize>,
+    /// A newer execution replaced this one in front of a stage (P18, P20).
+    superseded: bool,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -98,7 +100,8 @@ impl<'a> Dispatcher<'a> {
             entered: BTreeSet::new(),
             fixed: BTreeMap::new(),
             rollback: None,
-            condition_failed: false,
+            failed_by_condition: BTreeSet::new(),
+            superseded: false,
         };
         for (id, outputs) in completed {
             dispatcher.states.insert(*id, State::Completed);
@@ -208,7 +211,7 @@ impl<'a> Dispatcher<'a> {
             ConditionResult::Skip => (State::Skipped, RunStatus::Skipped),
             ConditionResult::Fail | ConditionResult::Rollback => {
                 self.failed = true;
-                self.condition_failed = true;
+                self.failed_by_condition.insert(stage);
                 (State::Blocked, RunStatus::Failed)
             }
         };
@@ -259,6 +262,10 @@ impl<'a> Dispatcher<'a> {
             ActionStatus::Succeeded => self.absorb(id, &outcome.outputs),
             ActionStatus::Failed => self.failed = true,
             ActionStatus::Stopped => self.stopping = true,
+            ActionStatus::Superseded => {
+                self.superseded = true;
+                self.stopping = true;
+            }
         }
         self.finish_stages(false);
     }
@@ -291,7 +298,9 @@ impl<'a> Dispatcher<'a> {
         if states.contains(&State::Done(ActionStatus::Failed)) {
             return Some(RunStatus::Failed);
         }
-        if states.contains(&State::Done(ActionStatus::Stopped)) {
+        if states.contains(&State::Done(ActionStatus::Stopped))
+            || states.contains(&State::Done(ActionStatus::Superseded))
+        {
             return Some(RunStatus::Stopped);
         }
         if states.contains(&State::Pending) {
@@ -341,7 +350,7 @@ impl<'a> Dispatcher<'a> {
             self.rollback = Some(stage);
         }
         self.failed = true;
-        self.condition_failed = true;
+        self.failed_by_condition.insert(stage);
         self.events.push(verdict.event(stage));
         RunStatus::Failed
     }
@@ -392,7 +401,7 @@ impl<'a> Dispatcher<'a> {
         self.started_stages.remove(&stage);
         self.finished_stages.remove(&stage);
         self.retrying.insert(stage, retry.mode);
-        self.failed = self.condition_failed
+        self.failed = !self.failed_by_condition.is_empty()
             || self
                 .states
                 .values()
@@ -407,7 +416,9 @@ impl<'a> Dispatcher<'a> {
 
     /// The execution's final status.
     pub(crate) fn status(&self) -> RunStatus {
-        if self.stopping {
+        if self.superseded {
+            RunStatus::Superseded
+        } else if self.stopping {
             RunStatus::Stopped
         } else if self.failed || self.states.values().any(|s| *s == State::Pending) {
             RunStatus::Failed

@@ -38,6 +38,8 @@ pub enum ActionStatus {
     Failed,
     /// Stopped by a cancel.
     Stopped,
+    /// Never entered its stage: a newer execution replaced it in front of it (P18, P20).
+    Superseded,
 }
 
 /// How a stage or an execution ended.
@@ -51,6 +53,8 @@ pub enum RunStatus {
     Stopped,
     /// A stage skipped by its entry condition (P42); never an execution's status.
     Skipped,
+    /// A newer execution replaced it in front of a stage (P18, P20).
+    Superseded,
 }
 
 impl RunStatus {
@@ -61,6 +65,7 @@ impl RunStatus {
             RunStatus::Failed => "Failed",
             RunStatus::Stopped => "Stopped",
             RunStatus::Skipped => "Skipped",
+            RunStatus::Superseded => "Superseded",
         }
     }
 }
@@ -72,6 +77,7 @@ impl ActionStatus {
             ActionStatus::Succeeded => "Succeeded",
             ActionStatus::Failed => "Failed",
             ActionStatus::Stopped => "Stopped",
+            ActionStatus::Superseded => "Superseded",
         }
     }
 }

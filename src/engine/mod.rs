@@ -33,7 +33,7 @@ use crate::artifacts::ArtifactStore;
 use crate::build::Staging;
 use crate::dag::Plan;
 use crate::executor::Executor;
-use crate::pipeline::{ActionId, Pipeline};
+use crate::pipeline::{ActionId, ExecutionMode, Pipeline};
 use dispatcher::Dispatcher;
 
 /// Hands out `CODEBUILD_BUILD_NUMBER`s: strictly increasing per project.
@@ -60,11 +60,27 @@ pub trait ApprovalGate: Send + Sync {
     ) -> BoxFuture<'static, Approval>;
 
     /// Waits while the transition into `stage` of `pipeline` is disabled (P18); returns at once
-    /// when it is enabled, which is the default.
-    fn transition(&self, pipeline: &str, stage: &str) -> BoxFuture<'static, ()> {
-        let _ = (pipeline, stage);
-        Box::pin(std::future::ready(()))
+    /// when it is enabled, which is the default. In SUPERSEDED mode only the newest execution
+    /// waiting in front of a stage goes on; the others are superseded (P18, P20).
+    fn transition(
+        &self,
+        run: &RunId,
+        pipeline: &str,
+        mode: ExecutionMode,
+        stage: &str,
+    ) -> BoxFuture<'static, Transition> {
+        let _ = (run, pipeline, mode, stage);
+        Box::pin(std::future::ready(Transition::Continue))
     }
+}
+
+/// What happens to an execution in front of a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// It goes on into the stage.
+    Continue,
+    /// It ends `Superseded`, for the reason given.
+    Superseded(String),
 }
 
 /// Settings every build action of the execution shares.

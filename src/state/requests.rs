@@ -31,6 +31,16 @@ pub fn transition_file(data_dir: &Path, pipeline: &str, stage: &str) -> PathBuf 
         .join(format!("{stage}.disabled"))
 }
 
+/// The directory where executions waiting in front of a disabled transition into `stage`
+/// register, one empty file each named `<arrival nanoseconds, 20 digits>-<execution>`, so the
+/// newest can be told apart across processes (P18, P20).
+pub fn transition_waiting_dir(data_dir: &Path, pipeline: &str, stage: &str) -> PathBuf {
+    data_dir
+        .join("transitions")
+        .join(pipeline)
+        .join(format!("{stage}.waiting"))
+}
+
 /// The text of an approval answer.
 pub fn approval_answer(reject: Option<&str>) -> String {
     match reject {
