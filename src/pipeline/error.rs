@@ -463,6 +463,9 @@ pub enum ProblemKind {
         /// `before_entry` or `on_success`.
         when: &'static str,
     },
+    /// A rollback result in a PARALLEL pipeline (P22).
+    #[error("rollback is not available in PARALLEL execution mode")]
+    RollbackInParallel,
     /// An action setting or key above its length limit (P5).
     #[error("{what} may be at most {max} characters, found {found}")]
     SettingTooLong {
@@ -527,6 +530,7 @@ impl ProblemKind {
                 ..
             } => "P42",
             ProblemKind::SettingTooLong { .. } => "P5",
+            ProblemKind::RollbackInParallel => "P22",
             ProblemKind::Count { what, .. } => what.rule(),
             _ => "format",
         }

@@ -237,6 +237,9 @@ pub(super) fn pipeline(cx: &mut Ctx<'_>, origin: &str, spec: PipelineSpec) -> Pi
     let defaults = defaults(cx, spec.defaults);
     let stages = stages(cx, spec.stages, &defaults, source.as_ref(), &variables);
     limits::check(cx);
+    if execution_mode == ExecutionMode::Parallel {
+        conditions::no_rollback(cx, &stages);
+    }
     Pipeline {
         origin: origin.to_owned(),
         name,

@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::super::conditions::{Condition, ConditionResult, OnFailure, Operator, Rule};
 use super::super::error::{Counted, ProblemKind};
-use super::super::model::{AutoRetry, RetryMode};
+use super::super::model::{AutoRetry, RetryMode, Stage};
 use super::super::spec::{ConditionSpec, ConditionsSpec, OnFailureSpec, RuleSpec};
 use super::{Ctx, required_at};
 
@@ -273,6 +273,22 @@ fn rule(
     })
 }
 
+/// P22: no rollback result in a PARALLEL pipeline.
+pub(super) fn no_rollback(cx: &mut Ctx<'_>, stages: &[Stage]) {
+    for (index, stage) in stages.iter().enumerate() {
+        if matches!(stage.on_failure, Some(OnFailure::Rollback { .. })) {
+            let field = format!("stages[{index}].on_failure.result");
+            cx.report(field, ProblemKind::RollbackInParallel);
+        }
+        for (position, condition) in stage.on_success.iter().enumerate() {
+            if condition.result == ConditionResult::Rollback {
+                let field = format!("stages[{index}].on_success.conditions[{position}].result");
+                cx.report(field, ProblemKind::RollbackInParallel);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::pipeline::{
@@ -431,6 +447,28 @@ mod tests {
             [
                 "format stages[1].on_failure.retry_mode: `retry_mode` does not apply to an on_failure with result rollback",
                 "format stages[1].on_failure.attempts: `attempts` does not apply to an on_failure with result rollback",
+            ]
+        );
+    }
+
+    #[test]
+    fn p22_no_rollback_in_parallel_mode() {
+        let keys = [
+            "    on_failure: {result: rollback}\n".to_owned(),
+            block(
+                "on_success",
+                "rollback",
+                &rule("#{variables.ENV}", "eq", "dev"),
+            ),
+        ]
+        .concat();
+        let text =
+            pipeline(&keys).replace("name: demo\n", "name: demo\nexecution_mode: parallel\n");
+        assert_eq!(
+            problems(&text),
+            [
+                "P22 stages[1].on_failure.result: rollback is not available in PARALLEL execution mode",
+                "P22 stages[1].on_success.conditions[0].result: rollback is not available in PARALLEL execution mode",
             ]
         );
     }
