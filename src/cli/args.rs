@@ -69,14 +69,18 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-/// `runner serve`.
+/// `runner serve`. Flags override the `--config` file, which overrides the defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
-    /// Pipeline file to serve; repeat for more.
-    #[arg(long = "pipeline", short, required = true)]
+    /// A `runner.toml` with the settings below and the pipelines to serve (and watch).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the address is printed) [default:
+    /// 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Pipeline file to serve; repeat for more (added to the config file's).
+    #[arg(long = "pipeline", short, required_unless_present = "config")]
     pub pipelines: Vec<PathBuf>,
     /// File holding the webhook secret [default: `$RUNNER_WEBHOOK_SECRET`; without either,
     /// every webhook delivery is refused].
@@ -86,15 +90,17 @@ pub struct ServeArgs {
     /// API endpoints are refused].
     #[arg(long)]
     pub api_token_file: Option<PathBuf>,
-    /// How many actions of one execution may run at once.
-    #[arg(long, default_value_t = 4)]
-    pub parallelism: usize,
-    /// Start requests a pipeline's queue holds before new ones are refused with 503.
-    #[arg(long, default_value_t = 32)]
-    pub queue_capacity: usize,
-    /// On shutdown, how long running executions may go on before they are stopped, e.g. 5m.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: std::time::Duration,
+    /// How many actions of one execution may run at once [default: 4].
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Start requests a pipeline's queue holds before new ones are refused with 503 [default:
+    /// 32].
+    #[arg(long)]
+    pub queue_capacity: Option<usize>,
+    /// On shutdown, how long running executions may go on before they are stopped, e.g. 5m
+    /// [default: 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<std::time::Duration>,
 }
 
 /// `runner transition ...`.

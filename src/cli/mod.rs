@@ -6,6 +6,7 @@
 mod approvals;
 mod args;
 mod build;
+mod config;
 mod control;
 mod images;
 mod launcher;

@@ -4,6 +4,10 @@
 //! requests that piled up while an execution ran collapse into the newest, as `runner watch`
 //! does; `queued` and `parallel` run every request in arrival order.
 //!
+//! Pipelines come from `--pipeline` flags and from the `[[pipeline]]` tables of a `--config`
+//! file (`config`); a pipeline with `watch = true` also has its repository polled, its new
+//! heads queued like webhook pushes.
+//!
 //! Shutdown (Ctrl-C or SIGTERM): the server stops accepting and finishes requests in flight,
 //! workers take no new requests (queued ones are dropped and logged), running executions may
 //! finish within `--shutdown-grace`, after which they are stopped cleanly (their builds end
@@ -19,38 +23,51 @@ use tracing::{info, warn};
 
 use super::Outcome;
 use super::args::ServeArgs;
+use super::config::{ServeOptions, Watch};
 use super::launcher::{PipelineLauncher, StartRequest};
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
+use super::watch::Follower;
 use crate::dag::Plan;
 use crate::env;
 use crate::pipeline::{ExecutionMode, Pipeline};
 use crate::server::{self, AppState, Secret};
+use crate::state::TriggerKind;
 
 /// Runs `runner serve`.
 pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let options = ServeOptions::resolve(args)?;
+    let mut settings = settings.clone();
+    if let Some(dir) = options
+        .data_dir
+        .clone()
+        .filter(|_| !settings.data_dir_given)
+    {
+        settings.data_dir = dir;
+    }
+    let settings = &settings;
     let webhook_secret = read_secret(
-        args.webhook_secret_file.as_deref(),
+        options.webhook_secret_file.as_deref(),
         env::RUNNER_WEBHOOK_SECRET,
     )?;
-    let api_token = read_secret(args.api_token_file.as_deref(), env::RUNNER_API_TOKEN)?;
+    let api_token = read_secret(options.api_token_file.as_deref(), env::RUNNER_API_TOKEN)?;
     let mut loaded = Vec::new();
-    for path in &args.pipelines {
-        let (pipeline, plan) = run::load_pipeline(path)?;
+    for served in &options.pipelines {
+        let (pipeline, plan) = run::load_pipeline(&served.file)?;
         if loaded
             .iter()
-            .any(|(p, _): &(Arc<Pipeline>, _)| p.name == pipeline.name)
+            .any(|(p, _, _): &(Arc<Pipeline>, _, _)| p.name == pipeline.name)
         {
             anyhow::bail!("two pipeline files are named {}", pipeline.name);
         }
-        loaded.push((pipeline, plan));
+        loaded.push((pipeline, plan, served.watch.clone()));
     }
     let workspace = Arc::new(Workspace::open(settings).await?);
-    for (pipeline, _) in &loaded {
+    for (pipeline, _, _) in &loaded {
         run::prepare_images(settings, &workspace, pipeline).await?;
     }
-    let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _)| Arc::clone(p)).collect();
-    let (launcher, queues) = PipelineLauncher::new(&pipelines, args.queue_capacity);
+    let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _, _)| Arc::clone(p)).collect();
+    let (launcher, queues) = PipelineLauncher::new(&pipelines, options.queue_capacity);
     if webhook_secret.is_none() {
         warn!("no webhook secret: every delivery to /hooks/github is refused");
     }
@@ -61,9 +78,9 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         .with_webhook_secret(webhook_secret)
         .with_api_token(api_token)
         .with_data_dir(settings.data_dir.clone());
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .with_context(|| format!("listen on {}", args.listen))?;
+        .with_context(|| format!("listen on {}", options.listen))?;
     let address = listener
         .local_addr()
         .context("read the listening address")?;
@@ -72,13 +89,26 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     let abort = CancellationToken::new();
     watch_signals(shutdown.clone());
     let mut workers = JoinSet::new();
-    for ((pipeline, plan), queue) in loaded.into_iter().zip(queues) {
+    for ((pipeline, plan, watch), queue) in loaded.into_iter().zip(queues) {
+        let queue = match watch {
+            Some(watch) => {
+                let poll = Poll {
+                    settings: settings.clone(),
+                    workspace: Arc::clone(&workspace),
+                    pipeline: Arc::clone(&pipeline),
+                    watch,
+                };
+                poll.merged_with(queue, options.queue_capacity, shutdown.clone())
+                    .await?
+            }
+            None => queue,
+        };
         let worker = Worker {
             settings: settings.clone(),
             workspace: Arc::clone(&workspace),
             pipeline,
             plan,
-            parallelism: args.parallelism,
+            parallelism: options.parallelism,
             abort: abort.clone(),
         };
         workers.spawn(worker.run(queue, shutdown.clone()));
@@ -86,8 +116,9 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     server::launch(listener, state, shutdown.clone())
         .await
         .context("serve HTTP")?;
-    info!(grace = ?args.shutdown_grace, "shutting down: waiting for running executions");
-    let finished = tokio::time::timeout(args.shutdown_grace, async {
+    let grace = options.shutdown_grace;
+    info!(?grace, "shutting down: waiting for running executions");
+    let finished = tokio::time::timeout(grace, async {
         while workers.join_next().await.is_some() {}
     })
     .await;
@@ -97,6 +128,70 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         while workers.join_next().await.is_some() {}
     }
     Ok(Outcome::Success)
+}
+
+/// Polls a served pipeline's repository, as `runner watch` does (`watch = true` in the config).
+struct Poll {
+    settings: Settings,
+    workspace: Arc<Workspace>,
+    pipeline: Arc<Pipeline>,
+    watch: Watch,
+}
+
+impl Poll {
+    /// One queue for the pipeline's worker: the launcher's requests (webhooks, API) and the
+    /// poller's, in arrival order.
+    async fn merged_with(
+        self,
+        mut launched: mpsc::Receiver<StartRequest>,
+        capacity: usize,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<mpsc::Receiver<StartRequest>> {
+        let repo = self.pipeline.source.repo.to_string();
+        let mut follower = Follower::open(
+            &self.settings,
+            &self.workspace,
+            &self.pipeline,
+            &repo,
+            self.watch.branch.as_deref(),
+            self.watch.interval,
+        )
+        .await
+        .with_context(|| format!("watch {repo} for pipeline {}", self.pipeline.name))?;
+        let (merged, receiver) = mpsc::channel(capacity.max(1));
+        let forward = merged.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let request = tokio::select! {
+                    request = launched.recv() => request,
+                    () = stop.cancelled() => None,
+                };
+                let Some(request) = request else { break };
+                if forward.send(request).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let name = self.pipeline.name.clone();
+        tokio::spawn(async move {
+            while let Some(start) = follower.next(&shutdown).await {
+                let request = StartRequest {
+                    pipeline: name.clone(),
+                    revision: start.revision,
+                    trigger: TriggerKind::Poll,
+                    reason: start.reason,
+                };
+                if merged.try_send(request).is_err() {
+                    warn!(
+                        pipeline = name,
+                        "the queue is full: this poll's head waits for the next poll"
+                    );
+                }
+            }
+        });
+        Ok(receiver)
+    }
 }
 
 /// A secret from `file` (trimmed), else from the environment variable `var`.

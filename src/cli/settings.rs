@@ -13,6 +13,8 @@ use crate::env;
 pub(crate) struct Settings {
     /// State, counters, cache and artifacts.
     pub(crate) data_dir: PathBuf,
+    /// Whether `--data-dir` or `RUNNER_DATA_DIR` chose it (a config file's does not override).
+    pub(crate) data_dir_given: bool,
     /// `runners/` image definitions.
     pub(crate) runners_dir: PathBuf,
     /// Pseudo region for builds.
@@ -38,6 +40,7 @@ impl Settings {
         };
         Ok(Self {
             data_dir,
+            data_dir_given: global.data_dir.is_some(),
             runners_dir: global.runners_dir.clone(),
             region: std::env::var(env::RUNNER_REGION).unwrap_or_else(|_| "us-east-1".into()),
             account: std::env::var(env::RUNNER_ACCOUNT).unwrap_or_else(|_| "000000000000".into()),

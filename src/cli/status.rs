@@ -190,13 +190,13 @@ pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<36} {:<16} {:<11} {:<17} STARTED",
+        "{:<36} {:<16} {:<11} {:<20} STARTED",
         "EXECUTION", "PIPELINE", "STATUS", "TRIGGER"
     )?;
     for execution in executions {
         writeln!(
             out,
-            "{:<36} {:<16} {:<11} {:<17} {}",
+            "{:<36} {:<16} {:<11} {:<20} {}",
             execution.id.as_str(),
             execution.pipeline,
             execution.status,

@@ -7,6 +7,7 @@
 //! SUPERSEDED mode, at the pipeline level). Errors back off and are logged once, not per poll.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio_util::sync::CancellationToken;
@@ -29,60 +30,120 @@ pub(crate) async fn watch(settings: &Settings, args: &WatchArgs) -> anyhow::Resu
         None => find_pipeline(Path::new("pipelines"), &args.repo)?,
     };
     let (pipeline, plan) = run::load_pipeline(&pipeline_path)?;
-    let branch = args
-        .branch
-        .clone()
-        .unwrap_or_else(|| pipeline.source.branch.clone());
     let workspace = Workspace::open(settings).await?;
     run::prepare_images(settings, &workspace, &pipeline).await?;
-    let locator = RepoLocator::parse_with_base(&args.repo, &settings.github_base)?;
-    let mirror = Mirror::open_or_init(
-        &settings.data_dir.join("mirrors"),
-        locator.clone(),
-        GitAuth::from_env(),
+    let mut follower = Follower::open(
+        settings,
+        &workspace,
+        &pipeline,
+        &args.repo,
+        args.branch.as_deref(),
+        args.interval,
     )
-    .await
-    .context("open the repository mirror")?;
-    let last_built = last_revision(&workspace, &pipeline).await;
-    let mut poller = Poller::new(&branch, args.interval).with_last(last_built);
+    .await?;
     let stop = CancellationToken::new();
     watch_signals(stop.clone());
-    info!(repo = %locator.redacted_url(), branch, pipeline = %pipeline.name, "watching");
-    while !stop.is_cancelled() {
-        let listing = mirror.ls_remote().await;
+    while let Some(start) = follower.next(&stop).await {
+        let options = StartOptions::triggered(TriggerKind::Poll, start.revision, start.reason);
+        let outcome = run::start_execution(settings, &workspace, &pipeline, &plan, &options).await;
+        if let Err(error) = outcome {
+            warn!(error = %format!("{error:#}"), "the execution could not run");
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// A new head that the pipeline's trigger filters accept.
+pub(crate) struct Start {
+    /// The commit.
+    pub(crate) revision: String,
+    /// Why it starts, for the record.
+    pub(crate) reason: String,
+}
+
+/// Follows one branch of a repository for one pipeline: polls, backs off, filters.
+pub(crate) struct Follower {
+    mirror: Mirror,
+    poller: Poller,
+    pipeline: std::sync::Arc<Pipeline>,
+}
+
+impl Follower {
+    /// Opens the mirror of `repo` and starts after the revision the pipeline last built.
+    pub(crate) async fn open(
+        settings: &Settings,
+        workspace: &Workspace,
+        pipeline: &std::sync::Arc<Pipeline>,
+        repo: &str,
+        branch: Option<&str>,
+        interval: Duration,
+    ) -> anyhow::Result<Self> {
+        let branch = branch.map_or_else(|| pipeline.source.branch.clone(), str::to_owned);
+        let locator = RepoLocator::parse_with_base(repo, &settings.github_base)?;
+        let mirror = Mirror::open_or_init(
+            &settings.data_dir.join("mirrors"),
+            locator.clone(),
+            GitAuth::from_env(),
+        )
+        .await
+        .context("open the repository mirror")?;
+        let last_built = last_revision(workspace, pipeline).await;
+        let poller = Poller::new(&branch, interval).with_last(last_built);
+        info!(repo = %locator.redacted_url(), branch, pipeline = %pipeline.name, "watching");
+        Ok(Self {
+            mirror,
+            poller,
+            pipeline: std::sync::Arc::clone(pipeline),
+        })
+    }
+
+    /// Polls until the branch moves to a head the trigger filters accept; `None` once `stop`
+    /// fires.
+    pub(crate) async fn next(&mut self, stop: &CancellationToken) -> Option<Start> {
+        while !stop.is_cancelled() {
+            if let Some(start) = self.poll_once().await {
+                return Some(start);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.poller.next_delay()) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+        None
+    }
+
+    async fn poll_once(&mut self) -> Option<Start> {
+        let listing = self.mirror.ls_remote().await;
         let refs: Result<Vec<(String, String)>, String> = listing
             .map(|refs| refs.into_iter().map(|r| (r.name, r.sha)).collect())
             .map_err(|error| format!("{error:#}"));
-        let outcome = poller.observe(refs.as_deref().map_err(|_| ()));
-        match outcome {
+        match self.poller.observe(refs.as_deref().map_err(|_| ())) {
             PollOutcome::Moved {
                 git_ref,
                 previous,
                 current,
             } => {
-                let files = changed_files(&mirror, previous.as_deref(), &current).await;
+                let files = changed_files(&self.mirror, previous.as_deref(), &current).await;
                 let event = PushEvent {
                     git_ref,
                     revision: Some(current.clone()),
                     files,
                 };
-                match trigger::decide(&pipeline.source, &event) {
+                match trigger::decide(&self.pipeline.source, &event) {
                     Decision::Start { reason, .. } => {
                         info!(commit = %current, reason, "starting an execution");
-                        let options = StartOptions::triggered(TriggerKind::Poll, current, reason);
-                        let outcome =
-                            run::start_execution(settings, &workspace, &pipeline, &plan, &options)
-                                .await;
-                        if let Err(error) = outcome {
-                            warn!(error = %format!("{error:#}"), "the execution could not run");
-                        }
+                        return Some(Start {
+                            revision: current,
+                            reason,
+                        });
                     }
                     Decision::Skip { reason } => info!(commit = %current, reason, "not starting"),
                 }
             }
             PollOutcome::Failed { log: true, .. } => {
                 let error = refs.err().unwrap_or_default();
-                warn!(error, retry_in = ?poller.next_delay(), "cannot list the remote; backing off");
+                let retry_in = self.poller.next_delay();
+                warn!(error, ?retry_in, "cannot list the remote; backing off");
             }
             PollOutcome::Recovered { after } => {
                 info!(failed_polls = after, "the remote answers again");
@@ -92,12 +153,8 @@ pub(crate) async fn watch(settings: &Settings, args: &WatchArgs) -> anyhow::Resu
             }
             PollOutcome::Failed { .. } | PollOutcome::Unchanged => {}
         }
-        tokio::select! {
-            () = tokio::time::sleep(poller.next_delay()) => {}
-            () = stop.cancelled() => {}
-        }
+        None
     }
-    Ok(Outcome::Success)
 }
 
 /// The files the new commits changed; empty (and the file filters then see nothing) when the

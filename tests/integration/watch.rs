@@ -129,3 +129,35 @@ fn p28_watch_skips_a_push_that_matches_no_file_filter() {
     assert_eq!(executions(&watch.stdout()), 1, "{}", watch.stdout());
     watch.kill_9();
 }
+
+#[test]
+fn serve_with_a_config_file_polls_the_pipelines_it_watches() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (url, work) = repository(root.path());
+    let pipeline = pipeline(&url, "");
+    let config = root.path().join("runner.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n\n[[pipeline]]\nfile = \"{}\"\nwatch = true\ninterval = \"1s\"\n",
+            pipeline.pipeline_file().display()
+        ),
+    )
+    .expect("write the config");
+    let mut serve = pipeline.spawn(["serve", "--config", config.to_str().expect("utf-8")]);
+    serve.wait_for(
+        "==> listening on http://127.0.0.1:",
+        Duration::from_secs(60),
+    );
+    serve.wait_for("[build.echo] one", Duration::from_secs(90));
+    push(&work, &url, "msg.txt", "two\n");
+    serve.wait_for("[build.echo] two", Duration::from_secs(90));
+    serve.kill_9();
+    let list = pipeline.run(["list", "--pipeline", "watched"]);
+    let polled = list
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" PollForSourceChanges "))
+        .count();
+    assert_eq!(polled, 2, "{}", list.stdout);
+}
