@@ -424,6 +424,43 @@ fn p45_an_action_succeeds_only_when_its_build_succeeds() {
     log_has(&pipeline, &id, "broken", "before-failing");
 }
 
+/// P15 decision: the runner is the job worker. It fetches each input from the store (by the
+/// digest the state records, the store's location and key staying on the runner) and stages it;
+/// the build container gets neither store credentials nor the store, only its unpacked inputs.
+#[test]
+fn p15_a_build_gets_its_inputs_not_the_store_or_its_credentials() {
+    let stages = build_stage(
+        "build",
+        "probe",
+        &[
+            "test \"$(cat a.txt)\" = a",
+            "test -z \"${AWS_ACCESS_KEY_ID:-}${AWS_SECRET_ACCESS_KEY:-}${AWS_SESSION_TOKEN:-}\"",
+            "'! grep -q -e artifacts -e master.key /proc/mounts'",
+            "'! find / -xdev -name master.key 2>/dev/null | grep -q .'",
+            "echo inputs-only",
+        ],
+    );
+    let pipeline = Pipeline::new(&text("p15", "main", &stages)).file("a.txt", "a\n");
+    let mut command = pipeline.command(["run", "--pipeline", "{pipeline}"]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIAP15EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "p15-secret")
+        .env("AWS_SESSION_TOKEN", "p15-token");
+    let output = command.output().expect("run the runner");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("[build.probe] inputs-only"), "{stdout}");
+    assert!(
+        pipeline.data().join("artifacts/master.key").exists(),
+        "the key stays with the runner"
+    );
+}
+
 /// The pipeline `validate` checks for P45's limits: a build and an approval timeout.
 fn timeouts(build: &str, approval: &str) -> Pipeline {
     let stages = format!(
