@@ -25,6 +25,8 @@ mod conditions;
 mod deploy;
 #[cfg(feature = "docker-tests")]
 mod futureim;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod futureim_aws;
 #[cfg(feature = "docker-tests")]
 mod logs_follow;
 #[cfg(feature = "docker-tests")]
