@@ -1,6 +1,7 @@
 //! `runner serve`: one daemon for every pipeline given. GitHub webhooks and the HTTP API
 //! (`server`) queue start requests through the [`PipelineLauncher`]; one worker per pipeline
-//! runs them one at a time with `run::start_execution`. Under `superseded` (the default)
+//! runs them one at a time with `run::start_execution`. Stage retries asked for over HTTP run
+//! beside them ([`Retries`]). Under `superseded` (the default)
 //! requests that piled up while an execution ran collapse into the newest, as `runner watch`
 //! does; `queued` and `parallel` run every request in arrival order.
 //!
@@ -19,7 +20,7 @@ use tracing::{info, warn};
 
 use super::Outcome;
 use super::args::ServeArgs;
-use super::launcher::{PipelineLauncher, StartRequest};
+use super::launcher::{PipelineLauncher, Retries, StartRequest};
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use crate::dag::Plan;
@@ -50,7 +51,14 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         run::prepare_images(settings, &workspace, pipeline).await?;
     }
     let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _)| Arc::clone(p)).collect();
+    let retries = Arc::new(Retries::new(
+        settings.clone(),
+        Arc::clone(&workspace),
+        loaded.clone(),
+        args.parallelism,
+    ));
     let (launcher, queues) = PipelineLauncher::new(&pipelines, args.queue_capacity);
+    let launcher = launcher.with_retries(Arc::clone(&retries));
     if webhook_secret.is_none() {
         warn!("no webhook secret: every delivery to /hooks/github is refused");
     }
@@ -96,6 +104,7 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         abort.cancel();
         while workers.join_next().await.is_some() {}
     }
+    retries.finish().await;
     Ok(Outcome::Success)
 }
 
