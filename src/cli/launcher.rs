@@ -3,20 +3,31 @@
 //! `X-GitHub-Delivery` ids, and queues a [`StartRequest`] per pipeline to start.
 //!
 //! It lives in `cli` because it joins two L3 modules, `server` (the HTTP side) and `daemon`
-//! (the decisions), which may not name each other (STYLE B2). Nothing here awaits: a webhook is
-//! answered as soon as its requests are queued.
+//! (the decisions), which may not name each other (STYLE B2). Nothing here awaits an execution:
+//! a webhook is answered as soon as its requests are queued, and a stage retry ([`Retries`],
+//! through `cli::retry`) as soon as its checks passed and it runs in the background.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
+use super::retry::{self, RetryRefusal};
+use super::run::Workspace;
+use super::settings::Settings;
 use crate::daemon::scheduler::RecentDeliveries;
 use crate::daemon::trigger::{self, Decision, PushEvent};
+use crate::dag::Plan;
 use crate::pipeline::{Pipeline, RepoRef};
-use crate::server::{Launcher, PipelineInfo, PushReply, Skipped, StartRefused, Started};
+use crate::server::{
+    Launcher, PipelineInfo, PushReply, RetryRefused, RetryRequest, RetryStarted, Skipped,
+    StageInfo, StartRefused, Started,
+};
 use crate::source::github::PushPayload;
-use crate::state::TriggerKind;
+use crate::state::{ExecutionId, ExecutionStatus, StateError, TriggerKind};
 
 /// One execution to start, as queued for its pipeline's worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +52,171 @@ struct Lane {
 pub(crate) struct PipelineLauncher {
     lanes: Vec<Lane>,
     deliveries: Mutex<RecentDeliveries>,
+    retries: Option<Arc<Retries>>,
+}
+
+/// Stage retries of `runner serve`: checked one at a time, then run in the background.
+pub(crate) struct Retries {
+    settings: Settings,
+    workspace: Arc<Workspace>,
+    /// The served pipelines with their plans.
+    pipelines: Vec<(Arc<Pipeline>, Arc<Plan>)>,
+    parallelism: usize,
+    /// Stops running retries after the shutdown grace, as it stops the workers' executions.
+    abort: CancellationToken,
+    /// Held while a retry is checked and marked `InProgress`, so that two requests for one
+    /// stage cannot both pass the checks.
+    checking: tokio::sync::Mutex<()>,
+    /// Retries still running; [`Retries::finish`] waits for them.
+    running: Mutex<JoinSet<()>>,
+}
+
+impl Retries {
+    /// Retries of `pipelines` over `workspace`, each running up to `parallelism` actions until
+    /// `abort` stops them.
+    pub(crate) fn new(
+        settings: Settings,
+        workspace: Arc<Workspace>,
+        pipelines: Vec<(Arc<Pipeline>, Arc<Plan>)>,
+        parallelism: usize,
+        abort: CancellationToken,
+    ) -> Self {
+        Self {
+            settings,
+            workspace,
+            pipelines,
+            parallelism,
+            abort,
+            checking: tokio::sync::Mutex::new(()),
+            running: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Waits for every running retry; after the shutdown grace, `abort` has stopped them.
+    pub(crate) async fn finish(&self) {
+        let mut running =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Checks `request`, marks the execution `InProgress` and starts it in the background.
+    async fn start(self: Arc<Self>, request: RetryRequest) -> Result<RetryStarted, RetryRefused> {
+        let execution = ExecutionId::from(request.execution.as_str());
+        let detail = self
+            .workspace
+            .store
+            .get_execution(&execution)
+            .await
+            .map_err(refused)?;
+        let Some((pipeline, plan)) = self
+            .pipelines
+            .iter()
+            .find(|(pipeline, _)| pipeline.name == detail.execution.pipeline)
+        else {
+            return Err(RetryRefused::NotFound {
+                what: "pipeline",
+                id: detail.execution.pipeline,
+            });
+        };
+        let prepared = {
+            let _checking = self.checking.lock().await;
+            retry::prepare(
+                &self.workspace,
+                pipeline,
+                plan,
+                &execution,
+                &request.stage,
+                request.mode,
+            )
+            .await
+            .map_err(|error| refused_retry(&error))?
+        };
+        let started = RetryStarted {
+            execution: request.execution,
+            stage: prepared.stage().to_owned(),
+            mode: request.mode.as_str(),
+        };
+        let this = Arc::clone(&self);
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while running.try_join_next().is_some() {}
+        running.spawn(async move { this.run(prepared).await });
+        Ok(started)
+    }
+
+    /// Runs a prepared retry; when it cannot even start, the execution ends `Failed` instead of
+    /// staying `InProgress`.
+    async fn run(&self, prepared: retry::PreparedRetry) {
+        let execution = prepared.execution().clone();
+        let stage = prepared.stage().to_owned();
+        let outcome = retry::run_prepared(
+            &self.settings,
+            &self.workspace,
+            prepared,
+            self.parallelism,
+            Some(&self.abort),
+        )
+        .await;
+        match outcome {
+            Ok(outcome) => info!(
+                execution = execution.as_str(),
+                stage,
+                ?outcome,
+                "retry ended"
+            ),
+            Err(error) => {
+                let error = format!("{error:#}");
+                warn!(
+                    execution = execution.as_str(),
+                    stage, error, "the retry could not run"
+                );
+                let summary = format!("the retry of stage {stage} could not run: {error}");
+                let marked = self
+                    .workspace
+                    .store
+                    .set_execution_status(
+                        &execution,
+                        ExecutionStatus::Failed,
+                        Some(summary),
+                        chrono::Utc::now(),
+                    )
+                    .await;
+                if let Err(error) = marked {
+                    warn!(execution = execution.as_str(), %error, "could not mark the retry failed");
+                }
+            }
+        }
+    }
+}
+
+/// A state database error as a refusal: `NotFound` stays a 404.
+fn refused(error: StateError) -> RetryRefused {
+    match error {
+        StateError::NotFound { what, id } => RetryRefused::NotFound { what, id },
+        other => RetryRefused::Failed(Box::new(other)),
+    }
+}
+
+/// A failed `retry::prepare` as a refusal: the rules of P37 are conflicts, an unknown stage or
+/// execution is not found, anything else failed.
+fn refused_retry(error: &anyhow::Error) -> RetryRefused {
+    if let Some(refusal) = error.downcast_ref::<RetryRefusal>() {
+        return match refusal {
+            RetryRefusal::UnknownStage { stage, .. } => RetryRefused::NotFound {
+                what: "stage",
+                id: stage.clone(),
+            },
+            other => RetryRefused::Conflict {
+                reason: other.to_string(),
+            },
+        };
+    }
+    if let Some(StateError::NotFound { what, id }) = error.downcast_ref::<StateError>() {
+        return RetryRefused::NotFound {
+            what,
+            id: id.clone(),
+        };
+    }
+    RetryRefused::Failed(format!("{error:#}").into())
 }
 
 impl PipelineLauncher {
@@ -63,8 +239,16 @@ impl PipelineLauncher {
         let launcher = Self {
             lanes,
             deliveries: Mutex::new(RecentDeliveries::default()),
+            retries: None,
         };
         (launcher, receivers)
+    }
+
+    /// Takes stage retries through `retries` (without, every retry is refused).
+    #[must_use]
+    pub(crate) fn with_retries(mut self, retries: Arc<Retries>) -> Self {
+        self.retries = Some(retries);
+        self
     }
 }
 
@@ -166,12 +350,31 @@ impl Launcher for PipelineLauncher {
                 repo: lane.pipeline.source.repo.to_string(),
                 branch: lane.pipeline.source.branch.clone(),
                 queued: queued(&lane.queue),
+                stages: lane
+                    .pipeline
+                    .stages
+                    .iter()
+                    .map(|stage| StageInfo {
+                        name: stage.name.clone(),
+                        actions: stage.actions.iter().map(|a| a.name.clone()).collect(),
+                    })
+                    .collect(),
             })
             .collect()
     }
 
     fn queue_depth(&self) -> usize {
         self.lanes.iter().map(|lane| queued(&lane.queue)).sum()
+    }
+
+    fn retry(&self, request: RetryRequest) -> BoxFuture<'_, Result<RetryStarted, RetryRefused>> {
+        let retries = self.retries.clone();
+        Box::pin(async move {
+            match retries {
+                Some(retries) => retries.start(request).await,
+                None => Err(RetryRefused::Disabled),
+            }
+        })
     }
 }
 

@@ -296,7 +296,7 @@ pub(crate) async fn execute(
 
 /// [`execute`], stopped by `stop` (through a child token, so `runner cancel` stops only this
 /// execution) instead of by Ctrl-C and SIGTERM when it is given.
-async fn execute_until(
+pub(crate) async fn execute_until(
     settings: &Settings,
     workspace: &Workspace,
     store: &Arc<AnyArtifactStore>,

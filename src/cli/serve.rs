@@ -1,6 +1,7 @@
 //! `runner serve`: one daemon for every pipeline given. GitHub webhooks and the HTTP API
 //! (`server`) queue start requests through the [`PipelineLauncher`]; one worker per pipeline
-//! runs them one at a time with `run::start_execution`. Under `superseded` (the default)
+//! runs them one at a time with `run::start_execution`. Stage retries asked for over HTTP run
+//! beside them ([`Retries`]). Under `superseded` (the default)
 //! requests that piled up while an execution ran collapse into the newest, as `runner watch`
 //! does; `queued` and `parallel` run every request in arrival order.
 //!
@@ -24,7 +25,7 @@ use tracing::{info, warn};
 use super::Outcome;
 use super::args::ServeArgs;
 use super::config::{ServeOptions, Watch};
-use super::launcher::{PipelineLauncher, StartRequest};
+use super::launcher::{PipelineLauncher, Retries, StartRequest};
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use super::watch::Follower;
@@ -51,23 +52,25 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         env::RUNNER_WEBHOOK_SECRET,
     )?;
     let api_token = read_secret(options.api_token_file.as_deref(), env::RUNNER_API_TOKEN)?;
-    let mut loaded = Vec::new();
-    for served in &options.pipelines {
-        let (pipeline, plan) = run::load_pipeline(&served.file)?;
-        if loaded
-            .iter()
-            .any(|(p, _, _): &(Arc<Pipeline>, _, _)| p.name == pipeline.name)
-        {
-            anyhow::bail!("two pipeline files are named {}", pipeline.name);
-        }
-        loaded.push((pipeline, plan, served.watch.clone()));
-    }
+    let loaded = load(&options)?;
     let workspace = Arc::new(Workspace::open(settings).await?);
     for (pipeline, _, _) in &loaded {
         run::prepare_images(settings, &workspace, pipeline).await?;
     }
     let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _, _)| Arc::clone(p)).collect();
+    let abort = CancellationToken::new();
+    let retries = Arc::new(Retries::new(
+        settings.clone(),
+        Arc::clone(&workspace),
+        loaded
+            .iter()
+            .map(|(pipeline, plan, _)| (Arc::clone(pipeline), Arc::clone(plan)))
+            .collect(),
+        options.parallelism,
+        abort.clone(),
+    ));
     let (launcher, queues) = PipelineLauncher::new(&pipelines, options.queue_capacity);
+    let launcher = launcher.with_retries(Arc::clone(&retries));
     if webhook_secret.is_none() {
         warn!("no webhook secret: every delivery to /hooks/github is refused");
     }
@@ -86,7 +89,6 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         .context("read the listening address")?;
     announce(&format!("listening on http://{address}"));
     let shutdown = CancellationToken::new();
-    let abort = CancellationToken::new();
     watch_signals(shutdown.clone());
     let mut workers = JoinSet::new();
     for ((pipeline, plan, watch), queue) in loaded.into_iter().zip(queues) {
@@ -127,7 +129,27 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         abort.cancel();
         while workers.join_next().await.is_some() {}
     }
+    retries.finish().await;
     Ok(Outcome::Success)
+}
+
+/// A served pipeline, its plan, and its polling if it is watched.
+type Loaded = (Arc<Pipeline>, Arc<Plan>, Option<Watch>);
+
+/// Every pipeline served; two with one name are an error.
+fn load(options: &ServeOptions) -> anyhow::Result<Vec<Loaded>> {
+    let mut loaded = Vec::new();
+    for served in &options.pipelines {
+        let (pipeline, plan) = run::load_pipeline(&served.file)?;
+        if loaded
+            .iter()
+            .any(|(p, _, _): &Loaded| p.name == pipeline.name)
+        {
+            anyhow::bail!("two pipeline files are named {}", pipeline.name);
+        }
+        loaded.push((pipeline, plan, served.watch.clone()));
+    }
+    Ok(loaded)
 }
 
 /// Polls a served pipeline's repository, as `runner watch` does (`watch = true` in the config).

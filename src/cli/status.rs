@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use super::Outcome;
 use super::args::{ListArgs, LogsArgs, StatusArgs};
 use super::settings::Settings;
+use crate::server::{LogFollower, PartialLine};
 use crate::state::{ActionRun, ExecutionDetail, ExecutionId, Store};
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -207,42 +208,27 @@ pub(crate) async fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result
     Ok(Outcome::Success)
 }
 
-/// Runs `runner logs`.
+/// Runs `runner logs`: the latest attempt of each action, and with `--follow` what the running
+/// build writes next (`server::LogFollower`, which the log stream of `runner serve` shares).
 pub(crate) async fn logs(settings: &Settings, args: &LogsArgs) -> anyhow::Result<Outcome> {
     let store = open_store(settings).await?;
     let id = resolve(&store, Some(&args.execution)).await?;
-    // Bytes already printed, per log file: a followed log prints each line once.
-    let mut printed: std::collections::HashMap<std::path::PathBuf, usize> =
-        std::collections::HashMap::new();
+    let mut follower = LogFollower::new(args.action.clone());
     loop {
         let detail = store.get_execution(&id).await?;
         let finished = detail.execution.status.is_terminal();
+        let partial = if finished || !args.follow {
+            PartialLine::Take
+        } else {
+            PartialLine::Hold
+        };
+        let lines = follower
+            .read_new(&detail, partial)
+            .await
+            .context("read a build log")?;
         let mut out = std::io::stdout().lock();
-        for stage in latest_stages(&detail) {
-            for action in detail.latest_actions(&stage) {
-                let name = format!("{stage}.{}", action.action);
-                let wanted = args.action.as_deref();
-                if wanted.is_some_and(|wanted| wanted != name && wanted != action.action) {
-                    continue;
-                }
-                let Some(path) = &action.log_path else {
-                    continue;
-                };
-                let text = fs_err::read_to_string(path).unwrap_or_default();
-                let done = printed.entry(path.clone()).or_default();
-                // Only whole lines; a line still being written waits for the next look.
-                let complete = if finished || !args.follow {
-                    text.len()
-                } else {
-                    text[*done..]
-                        .rfind('\n')
-                        .map_or(*done, |end| *done + end + 1)
-                };
-                for line in text[*done..complete].lines() {
-                    writeln!(out, "[{name}] {line}")?;
-                }
-                *done = complete;
-            }
+        for line in lines {
+            writeln!(out, "[{}] {}", line.name(), line.text)?;
         }
         out.flush()?;
         if !args.follow || finished {

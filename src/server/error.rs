@@ -64,6 +64,15 @@ pub enum ApiError {
     /// This server takes no control requests (no data directory).
     #[error("control requests are not enabled on this server")]
     ControlDisabled,
+    /// The retry rules refuse a stage retry (P37).
+    #[error("retry the stage: {reason}")]
+    RetryConflict {
+        /// Why.
+        reason: String,
+    },
+    /// Checking or starting a stage retry failed.
+    #[error("retry the stage")]
+    RetryFailed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The state database failed.
     #[error("read the state database")]
     State(#[source] StateError),
@@ -97,13 +106,15 @@ impl ApiError {
             ApiError::MissingEvent | ApiError::ReadBody(_) | ApiError::BadQuery { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Ended { .. } => StatusCode::CONFLICT,
+            ApiError::Ended { .. } | ApiError::RetryConflict { .. } => StatusCode::CONFLICT,
             ApiError::WebhooksDisabled | ApiError::QueueFull { .. } | ApiError::ControlDisabled => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::UnknownRepository { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::State(_) | ApiError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::State(_) | ApiError::Io { .. } | ApiError::RetryFailed(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The [`Launcher`] port: what turns an accepted trigger into a queued execution.
 //!
 //! `cli::serve` implements it over the loaded pipelines, `daemon::trigger::decide` and one
-//! start queue per pipeline. Its methods are synchronous and must not block: a webhook is
-//! answered as soon as the request is queued, never after the execution.
+//! start queue per pipeline. Its methods must not wait for an execution: a webhook is answered
+//! as soon as the request is queued, and a retry as soon as its checks passed and it started in
+//! the background. All but [`Launcher::retry`], which reads the state database, are synchronous.
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::source::github::PushPayload;
+use crate::state::RetryMode;
 
 /// Decides what a trigger starts and queues it.
 pub trait Launcher: Send + Sync + 'static {
@@ -22,6 +25,54 @@ pub trait Launcher: Send + Sync + 'static {
 
     /// How many start requests wait in the queues, over all pipelines.
     fn queue_depth(&self) -> usize;
+
+    /// Checks a retry of one stage of an ended execution (P36, P37) and, when it is allowed,
+    /// starts it in the background; resolves once it started, not once it ended.
+    fn retry(&self, request: RetryRequest) -> BoxFuture<'_, Result<RetryStarted, RetryRefused>>;
+}
+
+/// A stage retry asked for over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryRequest {
+    /// The execution.
+    pub execution: String,
+    /// The stage to re-run.
+    pub stage: String,
+    /// Only the failed actions, or all of them.
+    pub mode: RetryMode,
+}
+
+/// A retry that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryStarted {
+    /// The execution, which keeps its id.
+    pub execution: String,
+    /// The stage re-run.
+    pub stage: String,
+    /// `FAILED_ACTIONS` or `ALL_ACTIONS`.
+    pub mode: &'static str,
+}
+
+/// Why a retry did not start.
+#[derive(Debug)]
+pub enum RetryRefused {
+    /// No execution, stage or served pipeline of that name.
+    NotFound {
+        /// `execution`, `stage` or `pipeline`.
+        what: &'static str,
+        /// Its id or name.
+        id: String,
+    },
+    /// The retry rules refuse it (P37): the stage succeeded, a newer execution reached it, the
+    /// pipeline changed, or the execution is still running.
+    Conflict {
+        /// Why, for the caller.
+        reason: String,
+    },
+    /// This server does not retry.
+    Disabled,
+    /// Checking or starting the retry failed.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What a push delivery led to.
@@ -86,4 +137,15 @@ pub struct PipelineInfo {
     pub branch: String,
     /// Start requests waiting for it.
     pub queued: usize,
+    /// Its stages in order, for the dashboard to show stages that have not run yet.
+    pub stages: Vec<StageInfo>,
+}
+
+/// One stage of a served pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageInfo {
+    /// Its name.
+    pub name: String,
+    /// Its actions' names, in the order written.
+    pub actions: Vec<String>,
 }

@@ -1,5 +1,5 @@
-//! The HTTP front door of `runner serve`: GitHub webhooks, the JSON API, `/healthz` and
-//! `/metrics` (axum). [`router`] builds the routes over an [`AppState`]; [`launch`] serves them
+//! The HTTP front door of `runner serve`: GitHub webhooks, the JSON API with its live log
+//! stream, the dashboard, `/healthz` and `/metrics` (axum). [`router`] builds the routes over an [`AppState`]; [`launch`] serves them
 //! on an injected listener until the shutdown token fires.
 //!
 //! Layer L3. It reads executions from `state` and checks webhooks with `source::github`, but it
@@ -8,9 +8,11 @@
 //! thin, testable translation between HTTP and those two ports.
 
 mod auth;
+mod dashboard;
 mod error;
 mod handlers;
 mod launcher;
+mod logs;
 mod metrics;
 mod router;
 #[cfg(test)]
@@ -18,9 +20,15 @@ pub(crate) mod testing;
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 pub use self::auth::Secret;
 pub use self::error::ApiError;
-pub use self::launcher::{Launcher, PipelineInfo, PushReply, Skipped, StartRefused, Started};
+pub use self::launcher::{
+    Launcher, PipelineInfo, PushReply, RetryRefused, RetryRequest, RetryStarted, Skipped,
+    StageInfo, StartRefused, Started,
+};
+pub use self::logs::{LogFollower, LogLine, PartialLine};
 pub use self::metrics::{DeliveryResult, Metrics};
 pub use self::router::{launch, router};
 use crate::source::github::MAX_BODY_BYTES;
@@ -37,6 +45,9 @@ pub struct AppState {
     body_limit: usize,
     /// Where cancel and approval requests go (`None`: those endpoints answer 503).
     data_dir: Option<std::path::PathBuf>,
+    /// Ends the log streams when the server shuts down (set by [`launch`]), so that a graceful
+    /// shutdown does not wait for them.
+    shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -51,6 +62,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             body_limit: MAX_BODY_BYTES,
             data_dir: None,
+            shutdown: CancellationToken::new(),
         }
     }
 

@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::auth::require_token;
-use super::handlers::{control, executions, health, hooks, pipelines};
+use super::dashboard;
+use super::handlers::{control, executions, health, hooks, logs, pipelines};
 
 /// Every route over `state`.
 ///
@@ -21,6 +22,11 @@ use super::handlers::{control, executions, health, hooks, pipelines};
 /// | `GET /api/v1/executions[?pipeline=&limit=]` | none |
 /// | `GET /api/v1/executions/{execution_id}` | none |
 /// | `GET /api/v1/executions/{execution_id}/logs[?action=]` | none |
+/// | `GET /api/v1/executions/{execution_id}/logs/stream[?action=]` (SSE) | none |
+/// | `POST /api/v1/executions/{execution_id}/cancel` | `Bearer` token |
+/// | `POST /api/v1/executions/{execution_id}/approvals/{stage}/{action}` | `Bearer` token |
+/// | `POST /api/v1/executions/{execution_id}/stages/{stage}/retry[?mode=]` | `Bearer` token |
+/// | `GET /`, `GET /executions/{execution_id}`, `GET /assets/{file}` (dashboard) | none |
 pub fn router(state: AppState) -> Router {
     let mutating = Router::new()
         .route(
@@ -35,6 +41,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/executions/{execution_id}/approvals/{stage}/{action}",
             post(control::approve),
         )
+        .route(
+            "/api/v1/executions/{execution_id}/stages/{stage}/retry",
+            post(control::retry),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/hooks/github", post(hooks::github))
@@ -43,10 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/pipelines", get(pipelines::list))
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{execution_id}", get(executions::get))
+        .route("/api/v1/executions/{execution_id}/logs", get(logs::logs))
         .route(
-            "/api/v1/executions/{execution_id}/logs",
-            get(executions::logs),
+            "/api/v1/executions/{execution_id}/logs/stream",
+            get(logs::stream),
         )
+        .merge(dashboard::routes())
         .merge(mutating)
         .with_state(state)
 }
@@ -61,6 +73,10 @@ pub async fn launch(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, "serving HTTP");
     }
+    let state = AppState {
+        shutdown: shutdown.clone(),
+        ..state
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -9,7 +9,12 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use tower::ServiceExt as _;
 
-use super::{AppState, Launcher, PipelineInfo, PushReply, Secret, StartRefused, Started, router};
+use futures_util::future::BoxFuture;
+
+use super::{
+    AppState, Launcher, PipelineInfo, PushReply, RetryRefused, RetryRequest, RetryStarted, Secret,
+    StageInfo, StartRefused, Started, router,
+};
 use crate::source::github::PushPayload;
 use crate::state::Store;
 
@@ -27,6 +32,7 @@ pub(crate) struct FakeLauncher {
     pub(crate) reply: PushReply,
     pub(crate) pushes: Mutex<Vec<(Option<String>, PushPayload)>>,
     pub(crate) starts: Mutex<Vec<String>>,
+    pub(crate) retries: Mutex<Vec<RetryRequest>>,
 }
 
 impl FakeLauncher {
@@ -35,6 +41,7 @@ impl FakeLauncher {
             reply,
             pushes: Mutex::new(Vec::new()),
             starts: Mutex::new(Vec::new()),
+            retries: Mutex::new(Vec::new()),
         })
     }
 
@@ -70,11 +77,49 @@ impl Launcher for FakeLauncher {
             repo: "acme/app".to_owned(),
             branch: "main".to_owned(),
             queued: 0,
+            stages: vec![
+                StageInfo {
+                    name: "source".to_owned(),
+                    actions: vec!["checkout".to_owned()],
+                },
+                StageInfo {
+                    name: "build".to_owned(),
+                    actions: vec!["compile".to_owned()],
+                },
+                StageInfo {
+                    name: "deploy".to_owned(),
+                    actions: vec!["ship".to_owned()],
+                },
+            ],
         }]
     }
 
     fn queue_depth(&self) -> usize {
         self.starts.lock().unwrap().len()
+    }
+
+    /// Execution `nope` is unknown, stage `done` succeeded; every other retry starts.
+    fn retry(&self, request: RetryRequest) -> BoxFuture<'_, Result<RetryStarted, RetryRefused>> {
+        Box::pin(async move {
+            if request.execution == "nope" {
+                return Err(RetryRefused::NotFound {
+                    what: "execution",
+                    id: request.execution,
+                });
+            }
+            if request.stage == "done" {
+                return Err(RetryRefused::Conflict {
+                    reason: "stage done succeeded".to_owned(),
+                });
+            }
+            let started = RetryStarted {
+                execution: request.execution.clone(),
+                stage: request.stage.clone(),
+                mode: request.mode.as_str(),
+            };
+            self.retries.lock().unwrap().push(request);
+            Ok(started)
+        })
     }
 }
 

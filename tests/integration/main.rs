@@ -21,6 +21,8 @@ mod aws_store;
 mod build_credentials;
 #[cfg(feature = "docker-tests")]
 mod conditions;
+#[cfg(feature = "docker-tests")]
+mod dashboard;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod deploy;
 #[cfg(feature = "docker-tests")]

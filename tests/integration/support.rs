@@ -132,7 +132,7 @@ impl Build {
         self
     }
 
-    /// Lets the build use the host's CA bundle (for tests that reach PyPI).
+    /// Lets the build use the host's CA bundle (for tests that reach `PyPI`).
     pub fn with_ca_bundle(mut self) -> Self {
         self.args.retain(|a| a != "--no-ca-bundle");
         self
@@ -216,7 +216,7 @@ impl Build {
     #[track_caller]
     pub fn run(self) -> Ran {
         let output = self.command().output().expect("run the runner binary");
-        Ran::new(output, self)
+        Ran::new(&output, self)
     }
 }
 
@@ -233,7 +233,7 @@ pub struct Ran {
 }
 
 impl Ran {
-    fn new(output: Output, build: Build) -> Self {
+    fn new(output: &Output, build: Build) -> Self {
         Self {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -35,15 +35,12 @@ fn start_waiting(pipeline: &Pipeline) -> (Running, String) {
     // The engine registers in front of the transition right after the build stage ends.
     let waiting = pipeline.data().join("transitions/gated/deploy.waiting");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_dir(&waiting)
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(&id))
-        })
-        .unwrap_or(false)
-    {
-        assert!(std::time::Instant::now() < deadline, "{} never waited", id);
+    while !std::fs::read_dir(&waiting).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(&id))
+    }) {
+        assert!(std::time::Instant::now() < deadline, "{id} never waited");
         std::thread::sleep(Duration::from_millis(100));
     }
     (running, id)

@@ -54,6 +54,10 @@ fn executions(stdout: &str) -> usize {
 }
 
 #[test]
+#[expect(
+    clippy::print_stderr,
+    reason = "the latency is worth seeing in the test output"
+)]
 fn watch_runs_the_pipeline_once_per_new_head() {
     let root = tempfile::tempdir().expect("temp dir");
     let (url, work) = repository(root.path());

@@ -1,22 +1,32 @@
 //! `POST /api/v1/executions/{execution_id}/cancel` and
 //! `POST /api/v1/executions/{execution_id}/approvals/{stage}/{action}` (behind the API token):
 //! requests the process running the execution picks up, as `runner cancel` / `runner approve`.
+//! `POST /api/v1/executions/{execution_id}/stages/{stage}/retry` hands a stage retry to the
+//! `Launcher`, as `runner retry` would run it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::server::AppState;
 use crate::server::error::ApiError;
-use crate::state::{ExecutionId, requests};
+use crate::server::{AppState, RetryRefused, RetryRequest};
+use crate::state::{ExecutionId, RetryMode, requests};
 
 /// The body of an approval: `{}` approves, `{"reject": "why"}` rejects.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Answer {
     reject: Option<String>,
+}
+
+/// `?mode=` or `{"mode": ..}` of a retry: `failed_actions` (the default) or `all_actions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryOptions {
+    mode: Option<String>,
 }
 
 /// The data directory, and the execution, which must exist and still run.
@@ -90,6 +100,60 @@ pub(crate) async fn approve(
     Ok((StatusCode::ACCEPTED, Json(json!({ "answer": text }))))
 }
 
+/// Retries a stage of an ended execution; 202 once the retry started in the background.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Path((execution_id, stage_name)): Path<(String, String)>,
+    Query(query): Query<RetryOptions>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // An empty body is no body, whatever its content type says.
+    let body: RetryOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryOptions::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| ApiError::BadQuery {
+            reason: format!("the body is not a retry request: {error}"),
+        })?
+    };
+    let mode = retry_mode(body.mode.or(query.mode).as_deref())?;
+    if !requests::is_safe_name(&execution_id) {
+        return Err(ApiError::NotFound {
+            what: "execution",
+            id: execution_id,
+        });
+    }
+    let request = RetryRequest {
+        execution: execution_id,
+        stage: stage_name,
+        mode,
+    };
+    match state.launcher.retry(request).await {
+        Ok(started) => {
+            tracing::info!(
+                execution = started.execution,
+                stage = started.stage,
+                mode = started.mode,
+                "stage retry started through the API"
+            );
+            Ok((StatusCode::ACCEPTED, Json(json!(started))))
+        }
+        Err(RetryRefused::NotFound { what, id }) => Err(ApiError::NotFound { what, id }),
+        Err(RetryRefused::Conflict { reason }) => Err(ApiError::RetryConflict { reason }),
+        Err(RetryRefused::Disabled) => Err(ApiError::ControlDisabled),
+        Err(RetryRefused::Failed(source)) => Err(ApiError::RetryFailed(source)),
+    }
+}
+
+fn retry_mode(text: Option<&str>) -> Result<RetryMode, ApiError> {
+    match text.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("failed_actions") => Ok(RetryMode::FailedActions),
+        Some("all_actions") => Ok(RetryMode::AllActions),
+        Some(other) => Err(ApiError::BadQuery {
+            reason: format!("mode must be failed_actions or all_actions, not `{other}`"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -97,7 +161,7 @@ mod tests {
 
     use crate::server::PushReply;
     use crate::server::testing::{FakeLauncher, TOKEN, send, state};
-    use crate::state::{ExecutionId, NewExecution, Trigger, TriggerKind, requests};
+    use crate::state::{ExecutionId, NewExecution, RetryMode, Trigger, TriggerKind, requests};
 
     fn post(uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
         let mut request = Request::post(uri).header("Content-Type", "application/json");
@@ -150,5 +214,63 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_retry_needs_the_token_and_hands_the_mode_to_the_launcher() {
+        let launcher = FakeLauncher::new(PushReply::Duplicate);
+        let (_dir, state) = state(launcher.clone()).await;
+        let uri = "/api/v1/executions/e1/stages/build/retry";
+        let (status, _) = send(&state, post(uri, None, "")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, text) = send(&state, post(uri, Some(TOKEN), "")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+        assert_eq!(
+            text,
+            r#"{"execution":"e1","mode":"FAILED_ACTIONS","stage":"build"}"#
+        );
+        let (status, _) = send(
+            &state,
+            post(&format!("{uri}?mode=all_actions"), Some(TOKEN), ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (status, _) = send(&state, post(uri, Some(TOKEN), r#"{"mode": "ALL_ACTIONS"}"#)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let modes: Vec<_> = launcher
+            .retries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.mode)
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                RetryMode::FailedActions,
+                RetryMode::AllActions,
+                RetryMode::AllActions
+            ]
+        );
+        let (status, text) = send(&state, post(uri, Some(TOKEN), r#"{"mode": "some"}"#)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        let (status, _) = send(
+            &state,
+            post(
+                "/api/v1/executions/nope/stages/build/retry",
+                Some(TOKEN),
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, text) = send(
+            &state,
+            post("/api/v1/executions/e1/stages/done/retry", Some(TOKEN), ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(text, r#"{"error":"retry the stage: stage done succeeded"}"#);
+        assert_eq!(launcher.retries.lock().unwrap().len(), 3);
     }
 }

@@ -1,13 +1,11 @@
-//! `GET /api/v1/executions`, `GET /api/v1/executions/{execution_id}` and its `/logs`.
+//! `GET /api/v1/executions` and `GET /api/v1/executions/{execution_id}` (its logs are in
+//! `handlers::logs`).
 //!
 //! An execution's JSON has the shape of `runner status --json`: the latest attempt of each
 //! action under `actions`, and every stage and action attempt under `stages` and `attempts`.
 
-use std::fmt::Write as _;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,12 +22,6 @@ const MAX_LIMIT: u32 = 500;
 pub(crate) struct ListQuery {
     pipeline: Option<String>,
     limit: Option<u32>,
-}
-
-/// `?action=stage.action` (or just `action`).
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogsQuery {
-    action: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,57 +174,6 @@ fn detail_view(detail: &ExecutionDetail) -> DetailView<'_> {
     }
 }
 
-/// The build logs of the latest attempt of each action (or of one), each line prefixed with
-/// `[stage.action] ` as `runner logs` prints them.
-pub(crate) async fn logs(
-    State(state): State<AppState>,
-    Path(execution_id): Path<String>,
-    Query(query): Query<LogsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let detail = state
-        .store
-        .get_execution(&ExecutionId::from(execution_id))
-        .await?;
-    let detail_view = detail_view(&detail);
-    let wanted = query.action.as_deref();
-    let mut text = String::new();
-    let mut found = false;
-    for action in &detail_view.actions {
-        let name = format!("{}.{}", action.stage, action.action);
-        if wanted.is_some_and(|wanted| wanted != name && wanted != action.action) {
-            continue;
-        }
-        found = true;
-        let Some(path) = detail
-            .latest_actions(action.stage)
-            .find(|run| run.action == action.action)
-            .and_then(|run| run.log_path.as_ref())
-        else {
-            continue;
-        };
-        let log = match fs_err::tokio::read_to_string(path).await {
-            Ok(log) => log,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ApiError::Io {
-                    what: "build log",
-                    source,
-                });
-            }
-        };
-        for line in log.lines() {
-            let _ = writeln!(text, "[{name}] {line}");
-        }
-    }
-    if let (Some(wanted), false) = (wanted, found) {
-        return Err(ApiError::NotFound {
-            what: "action",
-            id: wanted.to_owned(),
-        });
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use axum::body::Body;
@@ -333,21 +274,5 @@ pub(crate) mod tests {
         let (status, json) = send_json(&state, get("/api/v1/executions/nope")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(json["error"], "find execution `nope`");
-    }
-
-    #[tokio::test]
-    async fn logs_are_prefixed_like_runner_logs() {
-        let (_dir, state) = state(FakeLauncher::new(PushReply::Duplicate)).await;
-        let id = record_execution(&state, "app").await;
-        let uri = format!("/api/v1/executions/{id}/logs");
-        let expected = "[build.compile] compiling\n[build.compile] done\n";
-        assert_eq!(
-            send(&state, get(&uri)).await,
-            (StatusCode::OK, expected.into())
-        );
-        let one = format!("{uri}?action=build.compile");
-        assert_eq!(send(&state, get(&one)).await.1, expected);
-        let (status, _) = send(&state, get(&format!("{uri}?action=deploy.x"))).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

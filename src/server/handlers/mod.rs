@@ -5,4 +5,5 @@ pub(crate) mod control;
 pub(crate) mod executions;
 pub(crate) mod health;
 pub(crate) mod hooks;
+pub(crate) mod logs;
 pub(crate) mod pipelines;
