@@ -2,8 +2,8 @@
 //! (`server`) queue start requests through the [`PipelineLauncher`]; one worker per pipeline
 //! runs them one at a time with `run::start_execution`. Stage retries asked for over HTTP run
 //! beside them ([`Retries`]). Under `superseded` (the default)
-//! requests that piled up while an execution ran collapse into the newest, as `runner watch`
-//! does; `queued` and `parallel` run every request in arrival order.
+//! requests that piled up while an execution ran collapse into the newest, the others recorded
+//! as `Superseded` executions; `queued` and `parallel` run every request in arrival order.
 //!
 //! Pipelines come from `--pipeline` flags and from the `[[pipeline]]` tables of a `--config`
 //! file (`config`); a pipeline with `watch = true` also has its repository polled, its new
@@ -33,7 +33,9 @@ use crate::dag::Plan;
 use crate::env;
 use crate::pipeline::{ExecutionMode, Pipeline};
 use crate::server::{self, AppState, Secret};
-use crate::state::TriggerKind;
+use crate::state::{
+    ExecutionId, ExecutionStatus, NewExecution, SourceRevision, Trigger, TriggerKind,
+};
 
 /// Runs `runner serve`.
 pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Outcome> {
@@ -249,7 +251,7 @@ impl Worker {
                     None => break,
                 },
             };
-            let request = self.newest(request, &mut queue);
+            let request = self.newest(request, &mut queue).await;
             if self.pipeline.execution_mode == ExecutionMode::Parallel {
                 let worker = self.clone();
                 running.spawn(async move { worker.start(request).await });
@@ -272,8 +274,9 @@ impl Worker {
         }
     }
 
-    /// Under `superseded`, the newest of the requests waiting; otherwise `request`.
-    fn newest(
+    /// Under `superseded`, the newest of the requests waiting, each older one recorded as a
+    /// `Superseded` execution that never started (P20 R3); otherwise `request`.
+    async fn newest(
         &self,
         mut request: StartRequest,
         queue: &mut mpsc::Receiver<StartRequest>,
@@ -288,9 +291,47 @@ impl Worker {
                 by = newer.revision,
                 "superseded before it started"
             );
+            if let Err(error) = self.record_superseded(&request, &newer).await {
+                warn!(error = %format!("{error:#}"), "could not record a superseded execution");
+            }
             request = newer;
         }
         request
+    }
+
+    /// Records `request` as an execution that ended `Superseded` by `newer` before its source
+    /// stage ran.
+    async fn record_superseded(
+        &self,
+        request: &StartRequest,
+        newer: &StartRequest,
+    ) -> anyhow::Result<()> {
+        let store = &self.workspace.store;
+        let id = ExecutionId::from(uuid::Uuid::new_v4().to_string().as_str());
+        let now = chrono::Utc::now();
+        store
+            .create_execution(NewExecution {
+                id: id.clone(),
+                pipeline: self.pipeline.name.clone(),
+                pipeline_digest: crate::pipeline::digest(&self.pipeline),
+                trigger: Trigger {
+                    kind: request.trigger,
+                    detail: request.reason.clone(),
+                },
+                sources: vec![SourceRevision {
+                    action: self.pipeline.stages[0].actions[0].name.clone(),
+                    revision_id: request.revision.clone(),
+                    ref_name: None,
+                    summary: None,
+                }],
+                started_at: now,
+            })
+            .await?;
+        let summary = format!("superseded by {} before it started", newer.revision);
+        store
+            .set_execution_status(&id, ExecutionStatus::Superseded, Some(summary), now)
+            .await?;
+        Ok(())
     }
 
     async fn start(&self, request: StartRequest) {

@@ -187,8 +187,9 @@ fn signed_webhook_starts_the_pipeline_and_bad_or_repeated_ones_start_nothing() {
 }
 
 /// Three commits pushed at once and delivered as three quick webhooks to a pipeline in `mode`;
-/// returns each execution's (revision, started, ended), in start order, once all are done.
-fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>) {
+/// returns the commits, each execution that ran as (revision, started, ended) in start order once
+/// all are done, and the revisions of those recorded `Superseded`.
+fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>, Vec<String>) {
     let root = tempfile::tempdir().expect("temp dir");
     let (url, work) = repository(root.path());
     std::fs::write(
@@ -243,19 +244,24 @@ fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>
     }
     std::thread::sleep(Duration::from_secs(1));
     let list = pipeline.run(["list", "--pipeline", "served"]);
+    let mut superseded = Vec::new();
     let mut runs: Vec<(String, String, String)> = list
         .stdout
         .lines()
         .skip(1)
         .filter_map(|line| line.split_whitespace().next())
-        .map(|id| {
+        .filter_map(|id| {
             let status = pipeline.status(Some(id));
+            if status.status == "Superseded" {
+                superseded.push(status.revision.expect("revision"));
+                return None;
+            }
             assert_eq!(status.status, "Succeeded", "{status:?}");
-            (
+            Some((
                 status.revision.expect("revision"),
                 status.started_at,
                 status.ended_at.expect("ended"),
-            )
+            ))
         })
         .collect();
     runs.sort_by(|a, b| a.1.cmp(&b.1));
@@ -264,23 +270,25 @@ fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>
         .status()
         .expect("kill");
     serve.finish(Duration::from_secs(60)).code(0);
-    (commits[1..].to_vec(), runs)
+    (commits[1..].to_vec(), runs, superseded)
 }
 
 #[test]
 fn p20_superseded_replaces_the_waiting_push_with_the_newest() {
-    let (commits, runs) = three_quick_pushes("superseded");
+    let (commits, runs, superseded) = three_quick_pushes("superseded");
     let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         revisions,
         [commits[0].as_str(), commits[2].as_str()],
         "c2 is superseded"
     );
+    assert_eq!(superseded, [commits[1].clone()], "and recorded as such");
 }
 
 #[test]
 fn p21_queued_runs_every_push_in_order_one_at_a_time() {
-    let (commits, runs) = three_quick_pushes("queued");
+    let (commits, runs, superseded) = three_quick_pushes("queued");
+    assert!(superseded.is_empty());
     let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         revisions,
@@ -296,7 +304,8 @@ fn p21_queued_runs_every_push_in_order_one_at_a_time() {
 
 #[test]
 fn p22_parallel_runs_every_push_at_once() {
-    let (commits, runs) = three_quick_pushes("parallel");
+    let (commits, runs, superseded) = three_quick_pushes("parallel");
+    assert!(superseded.is_empty());
     let mut revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
     revisions.sort_unstable();
     let mut expected: Vec<&str> = commits.iter().map(String::as_str).collect();
