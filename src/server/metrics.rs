@@ -2,10 +2,11 @@
 //! memory (they restart at zero, as Prometheus expects of a counter); gauges such as executions
 //! by status are read from the state database at scrape time.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::state::ExecutionStatus;
+use crate::state::{ActionDuration, ExecutionStatus};
 
 /// How a webhook delivery ended: the `result` label of `runner_webhook_deliveries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,13 +84,14 @@ impl Metrics {
         self.deliveries[result.index()].load(Ordering::Relaxed)
     }
 
-    /// Every metric in the Prometheus text format (version 0.0.4), with the executions by
-    /// `(pipeline, status)` and the queue depth read at scrape time.
-    pub(crate) fn render(
-        &self,
-        executions: &[(String, ExecutionStatus, u64)],
-        queue_depth: usize,
-    ) -> String {
+    /// Every metric in the Prometheus text format (version 0.0.4), with what `scrape` read from
+    /// the state database at scrape time.
+    pub(crate) fn render(&self, scrape: &Scrape) -> String {
+        let Scrape {
+            executions,
+            queue_depth,
+            ..
+        } = scrape;
         let mut text = String::new();
         let _ = writeln!(
             text,
@@ -123,7 +125,78 @@ impl Metrics {
                 self.deliveries(result)
             );
         }
+        render_durations(&mut text, &scrape.durations);
+        let _ = writeln!(
+            text,
+            "# HELP runner_artifact_bytes_total Bytes of the artifacts actions produced.\n\
+             # TYPE runner_artifact_bytes_total counter"
+        );
+        for (pipeline, bytes) in &scrape.artifact_bytes {
+            let _ = writeln!(
+                text,
+                "runner_artifact_bytes_total{{pipeline=\"{}\"}} {bytes}",
+                escape(pipeline)
+            );
+        }
         text
+    }
+}
+
+/// What `/metrics` reads from the state database and the launcher at scrape time.
+#[derive(Debug, Default)]
+pub(crate) struct Scrape {
+    /// Executions by `(pipeline, status)`.
+    pub(crate) executions: Vec<(String, ExecutionStatus, u64)>,
+    /// Start requests waiting.
+    pub(crate) queue_depth: usize,
+    /// Finished action attempts.
+    pub(crate) durations: Vec<ActionDuration>,
+    /// Artifact bytes by pipeline.
+    pub(crate) artifact_bytes: Vec<(String, u64)>,
+}
+
+/// Upper bounds of the action duration histogram, in seconds: a quick check to a long build.
+const DURATION_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// `runner_action_duration_seconds`, a histogram by pipeline and status.
+fn render_durations(text: &mut String, durations: &[ActionDuration]) {
+    let _ = writeln!(
+        text,
+        "# HELP runner_action_duration_seconds How long finished action attempts ran.\n\
+         # TYPE runner_action_duration_seconds histogram"
+    );
+    let mut series: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    for duration in durations {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "milliseconds below 2^52 are exact in an f64"
+        )]
+        let seconds = duration.millis as f64 / 1000.0;
+        series
+            .entry((duration.pipeline.as_str(), duration.status.as_str()))
+            .or_default()
+            .push(seconds);
+    }
+    for ((pipeline, status), seconds) in series {
+        let labels = format!("pipeline=\"{}\",status=\"{status}\"", escape(pipeline));
+        for bound in DURATION_BUCKETS {
+            let count = seconds.iter().filter(|s| **s <= bound).count();
+            let _ = writeln!(
+                text,
+                "runner_action_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            text,
+            "runner_action_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
+             runner_action_duration_seconds_sum{{{labels}}} {}\n\
+             runner_action_duration_seconds_count{{{labels}}} {}",
+            seconds.len(),
+            seconds.iter().sum::<f64>(),
+            seconds.len()
+        );
     }
 }
 
@@ -138,6 +211,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ActionStatus;
 
     #[test]
     fn renders_counters_gauges_and_escaped_labels() {
@@ -145,7 +219,35 @@ mod tests {
         metrics.count_delivery(DeliveryResult::Started);
         metrics.count_delivery(DeliveryResult::Started);
         metrics.count_delivery(DeliveryResult::Unauthorized);
-        let text = metrics.render(&[("a\"b".into(), ExecutionStatus::Succeeded, 3)], 2);
+        let scrape = Scrape {
+            executions: vec![("a\"b".into(), ExecutionStatus::Succeeded, 3)],
+            queue_depth: 2,
+            durations: vec![
+                ActionDuration {
+                    pipeline: "app".into(),
+                    status: ActionStatus::Succeeded,
+                    millis: 4_500,
+                },
+                ActionDuration {
+                    pipeline: "app".into(),
+                    status: ActionStatus::Succeeded,
+                    millis: 45_000,
+                },
+            ],
+            artifact_bytes: vec![("app".into(), 2048)],
+        };
+        let text = metrics.render(&scrape);
+        for line in [
+            "runner_action_duration_seconds_bucket{pipeline=\"app\",status=\"Succeeded\",le=\"1\"} 0\n",
+            "runner_action_duration_seconds_bucket{pipeline=\"app\",status=\"Succeeded\",le=\"5\"} 1\n",
+            "runner_action_duration_seconds_bucket{pipeline=\"app\",status=\"Succeeded\",le=\"60\"} 2\n",
+            "runner_action_duration_seconds_bucket{pipeline=\"app\",status=\"Succeeded\",le=\"+Inf\"} 2\n",
+            "runner_action_duration_seconds_sum{pipeline=\"app\",status=\"Succeeded\"} 49.5\n",
+            "runner_action_duration_seconds_count{pipeline=\"app\",status=\"Succeeded\"} 2\n",
+            "runner_artifact_bytes_total{pipeline=\"app\"} 2048\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
         assert!(text.contains("runner_executions{pipeline=\"a\\\"b\",status=\"Succeeded\"} 3\n"));
         assert!(text.contains("runner_queue_depth 2\n"));
         assert!(text.contains("runner_webhook_deliveries_total{result=\"started\"} 2\n"));

@@ -7,8 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::types::Millis;
 use super::{
-    ActionRun, ActionRunId, Context, Execution, ExecutionDetail, ExecutionId, ExecutionStatus,
-    NewExecution, Phase, PhaseContext, SourceRevision, StageRun, StateError, Store, Trigger,
+    ActionRun, ActionRunId, ActionStatus, Context, Execution, ExecutionDetail, ExecutionId,
+    ExecutionStatus, NewExecution, Phase, PhaseContext, SourceRevision, StageRun, StateError,
+    Store, Trigger,
 };
 
 /// The columns [`execution_from_row`] reads, in order.
@@ -165,6 +166,64 @@ impl Store {
                 .during(operation)?;
             statement
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .and_then(Iterator::collect)
+                .during(operation)
+        })
+        .await
+    }
+}
+
+/// Durations of finished action attempts, for the `/metrics` histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionDuration {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The attempt's status.
+    pub status: ActionStatus,
+    /// How long it ran, in milliseconds.
+    pub millis: u64,
+}
+
+impl Store {
+    /// Every finished action attempt's pipeline, status and duration.
+    pub async fn action_durations(&self) -> Result<Vec<ActionDuration>, StateError> {
+        let operation = "read action durations";
+        self.call(operation, move |connection, _| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT e.pipeline, r.status, MAX(r.ended_at - r.started_at, 0) \
+                     FROM action_runs AS r JOIN executions AS e ON e.id = r.execution_id \
+                     WHERE r.ended_at IS NOT NULL",
+                )
+                .during(operation)?;
+            statement
+                .query_map([], |row| {
+                    Ok(ActionDuration {
+                        pipeline: row.get(0)?,
+                        status: row.get(1)?,
+                        millis: row.get(2)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .during(operation)
+        })
+        .await
+    }
+
+    /// Bytes of the artifacts recorded, by pipeline.
+    pub async fn artifact_bytes(&self) -> Result<Vec<(String, u64)>, StateError> {
+        let operation = "sum artifact sizes";
+        self.call(operation, move |connection, _| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT e.pipeline, SUM(a.size) FROM artifacts AS a \
+                     JOIN action_runs AS r ON r.id = a.action_run_id \
+                     JOIN executions AS e ON e.id = r.execution_id \
+                     GROUP BY e.pipeline ORDER BY e.pipeline",
+                )
+                .during(operation)?;
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
                 .and_then(Iterator::collect)
                 .during(operation)
         })
@@ -336,7 +395,9 @@ fn phases(connection: &Connection, action_run: ActionRunId) -> rusqlite::Result<
 mod tests {
     use super::*;
     use crate::state::TriggerKind;
-    use crate::state::testing::{at, new_execution, start_execution, temp_store};
+    use crate::state::testing::{
+        at, new_execution, run_action, start_action, start_execution, temp_store,
+    };
 
     #[tokio::test]
     async fn an_execution_round_trips_with_its_sources_and_status() {
@@ -432,5 +493,47 @@ mod tests {
         assert!(matches!(error, StateError::Corrupt { .. }), "{error:?}");
         let source = std::error::Error::source(&error).unwrap().to_string();
         assert_eq!(source, "unknown ExecutionStatus `Exploded`");
+    }
+    #[tokio::test]
+    async fn metrics_read_action_durations_and_artifact_bytes_by_pipeline() {
+        let (_directory, store) = temp_store().await;
+        let execution = start_execution(&store, "app").await;
+        let stage = store
+            .start_stage_attempt(&execution, "build", None, at(5))
+            .await
+            .unwrap();
+        let attempt = run_action(
+            &store,
+            &execution,
+            "build",
+            stage,
+            "Build",
+            ActionStatus::Failed,
+        )
+        .await;
+        start_action(&store, &execution, "build", stage, "Running").await;
+        for (name, size) in [("Out", 1000), ("Logs", 24)] {
+            let artifact = crate::state::NewArtifact {
+                name: name.into(),
+                digest: "d".repeat(64),
+                size,
+                location: "local".into(),
+                created_at: at(20),
+            };
+            store.record_artifact(attempt.id, artifact).await.unwrap();
+        }
+        assert_eq!(
+            store.action_durations().await.unwrap(),
+            [ActionDuration {
+                pipeline: "app".into(),
+                status: ActionStatus::Failed,
+                millis: 10_000,
+            }],
+            "the running attempt is not counted"
+        );
+        assert_eq!(
+            store.artifact_bytes().await.unwrap(),
+            [("app".to_owned(), 1024)]
+        );
     }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
 
+pub use self::executions::ActionDuration;
 pub use self::outputs::Variables;
 use self::owner::OwnerLock;
 pub use self::status::{

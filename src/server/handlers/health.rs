@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 
 use crate::server::AppState;
 use crate::server::error::ApiError;
+use crate::server::metrics::Scrape;
 
 /// Liveness and readiness: 200 while the state database answers.
 pub(crate) async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -15,10 +16,13 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Result<&'static st
 
 /// Prometheus text format.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let executions = state.store.count_executions().await?;
-    let text = state
-        .metrics
-        .render(&executions, state.launcher.queue_depth());
+    let scrape = Scrape {
+        executions: state.store.count_executions().await?,
+        queue_depth: state.launcher.queue_depth(),
+        durations: state.store.action_durations().await?,
+        artifact_bytes: state.store.artifact_bytes().await?,
+    };
+    let text = state.metrics.render(&scrape);
     Ok((
         [(
             header::CONTENT_TYPE,
