@@ -186,10 +186,13 @@ fn signed_webhook_starts_the_pipeline_and_bad_or_repeated_ones_start_nothing() {
     assert_eq!(executions(&pipeline), 2);
 }
 
+/// An execution that ran: (revision, started, ended).
+type Run = (String, String, String);
+
 /// Three commits pushed at once and delivered as three quick webhooks to a pipeline in `mode`;
 /// returns the commits, each execution that ran as (revision, started, ended) in start order once
 /// all are done, and the revisions of those recorded `Superseded`.
-fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>, Vec<String>) {
+fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<Run>, Vec<String>) {
     let root = tempfile::tempdir().expect("temp dir");
     let (url, work) = repository(root.path());
     std::fs::write(
@@ -245,7 +248,7 @@ fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<(String, String, String)>
     std::thread::sleep(Duration::from_secs(1));
     let list = pipeline.run(["list", "--pipeline", "served"]);
     let mut superseded = Vec::new();
-    let mut runs: Vec<(String, String, String)> = list
+    let mut runs: Vec<Run> = list
         .stdout
         .lines()
         .skip(1)
