@@ -33,6 +33,18 @@ pub enum Resource {
         /// Function name or ARN.
         name: String,
     },
+    /// One batch of SSM parameters.
+    Parameters {
+        /// Parameter names (or ARNs, or `name:version` selectors), as asked for.
+        names: Vec<String>,
+    },
+    /// A Secrets Manager secret, or one version of it.
+    Secret {
+        /// Secret name or ARN.
+        secret_id: String,
+        /// `version stage X` or `version id Y`, when one was asked for.
+        version: Option<String>,
+    },
 }
 
 impl Resource {
@@ -52,6 +64,22 @@ impl fmt::Display for Resource {
             Self::Object { bucket, key } => write!(formatter, "s3://{bucket}/{key}"),
             Self::KmsKey { key_id } => write!(formatter, "KMS key `{key_id}`"),
             Self::Function { name } => write!(formatter, "Lambda function `{name}`"),
+            Self::Parameters { names } => {
+                write!(
+                    formatter,
+                    "SSM parameter{} {}",
+                    plural(names),
+                    quoted(names)
+                )
+            }
+            Self::Secret {
+                secret_id,
+                version: None,
+            } => write!(formatter, "secret `{secret_id}`"),
+            Self::Secret {
+                secret_id,
+                version: Some(version),
+            } => write!(formatter, "secret `{secret_id}` ({version})"),
         }
     }
 }
@@ -175,6 +203,26 @@ pub enum AwsError {
         /// How long the wait lasted.
         waited: std::time::Duration,
     },
+    /// SSM has no parameter of these names (`GetParameters` listed them as invalid).
+    #[error("find SSM parameter{} {}: {} not exist", plural(names), quoted(names), if names.len() == 1 { "it does" } else { "they do" })]
+    ParametersNotFound {
+        /// The names, as asked for.
+        names: Vec<String>,
+    },
+    /// Secrets Manager has no such secret, or no such version of it.
+    #[error("find {resource} in Secrets Manager ({operation}): it does not exist")]
+    SecretNotFound {
+        /// The secret (and version) asked for.
+        resource: Resource,
+        /// The API operation.
+        operation: &'static str,
+    },
+    /// The secret's value is binary (`SecretBinary`), not text.
+    #[error("read {resource} as text: it holds binary data")]
+    SecretNotText {
+        /// The secret (and version).
+        resource: Resource,
+    },
     /// The credential chain could not give builds credentials.
     #[error("resolve AWS credentials for builds ({reason})")]
     Credentials {
@@ -205,6 +253,15 @@ pub enum AwsError {
         #[source]
         source: BoxError,
     },
+}
+
+fn plural(names: &[String]) -> &'static str {
+    if names.len() == 1 { "" } else { "s" }
+}
+
+fn quoted(names: &[String]) -> String {
+    let list: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    list.join(", ")
 }
 
 /// One AWS call, for classifying its failure.
@@ -253,10 +310,12 @@ impl Call<'_> {
 
     fn classify(self, code: &str, source: BoxError) -> AwsError {
         let operation = self.operation;
-        let key_id = || {
-            self.kms_key_id
-                .unwrap_or("aws/s3 (the AWS-managed default)")
-                .to_owned()
+        let key_id = || match (self.kms_key_id, &self.resource) {
+            (Some(key_id), _) => key_id.to_owned(),
+            (None, Resource::Bucket { .. } | Resource::Object { .. }) => {
+                "aws/s3 (the AWS-managed default)".to_owned()
+            }
+            (None, resource) => format!("that protects {resource}"),
         };
         match (code.strip_prefix("KMS.").unwrap_or(code), &self.resource) {
             ("NoSuchBucket", Resource::Bucket { bucket } | Resource::Object { bucket, .. })
@@ -275,6 +334,10 @@ impl Call<'_> {
                     operation,
                 }
             }
+            ("ResourceNotFoundException", Resource::Secret { .. }) => AwsError::SecretNotFound {
+                resource: self.resource,
+                operation,
+            },
             ("NotFoundException", _) => AwsError::KmsKeyNotFound {
                 key_id: key_id(),
                 operation,
