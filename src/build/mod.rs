@@ -150,6 +150,7 @@ pub async fn run<E: Executor>(
     }
     let artifacts = outputs::Plan::new(&request.buildspec);
     let rendered = script::render(&request.buildspec, &layout, artifacts.expansions());
+    let started = Utc::now();
     let (problem, resolved, masker) = check_and_resolve(request).await;
     let mut transcript = Transcript::new(rendered.commands.clone(), masker);
     let emit = |lines: Vec<String>| {
@@ -161,7 +162,7 @@ pub async fn run<E: Executor>(
         sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
     };
 
-    transcript.begin("DOWNLOAD_SOURCE", Utc::now());
+    transcript.begin("DOWNLOAD_SOURCE", started);
     say(&transcript, "Phase is DOWNLOAD_SOURCE");
     say(
         &transcript,

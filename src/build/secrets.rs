@@ -194,13 +194,11 @@ async fn parameters(
                 message
             }
             other => {
-                let variables: Vec<String> =
-                    wanted.iter().map(|(name, _)| (*name).clone()).collect();
-                format!(
-                    "{} (env.parameter-store {})",
-                    chain(other),
-                    variables.join(", ")
-                )
+                let variables: Vec<String> = wanted
+                    .iter()
+                    .map(|(name, _)| format!("env.parameter-store.{name}"))
+                    .collect();
+                format!("{} ({})", chain(other), variables.join(", "))
             }
         };
         (SSM_ERROR.to_owned(), message)

@@ -45,6 +45,8 @@ mod rules_exec;
 mod rules_load;
 #[cfg(feature = "docker-tests")]
 mod scenarios;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod secrets;
 #[cfg(feature = "docker-tests")]
 mod serve;
 #[cfg(feature = "docker-tests")]
