@@ -16,6 +16,8 @@ mod service_unit;
 #[cfg(feature = "docker-tests")]
 mod auto_retry;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod aws_faults;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod aws_store;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod build_credentials;
