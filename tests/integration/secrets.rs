@@ -1,11 +1,13 @@
 //! `env.parameter-store` and `env.secrets-manager` (B12) against moto: the values reach the
-//! container, with the buildspec's precedence (B48), and the log shows `***` in their place; a
+//! container of `runner build` and of a pipeline build, with the buildspec's precedence (B48),
+//! and the log (and the state database) shows `***` in their place; a
 //! parameter, secret or JSON key that does not exist fails `DOWNLOAD_SOURCE` naming it, and no
 //! container is created.
 
 use std::fmt::Write as _;
 use std::process::Command;
 
+use crate::support::pipeline::{Pipeline, SRC};
 use crate::support::{Build, Ran};
 
 /// The AWS CLI from the moto venv `.ci/moto.sh` sets up.
@@ -118,6 +120,18 @@ fn run_without_container(build: Build) -> Ran {
     ran
 }
 
+/// The state database with its write-ahead log, as text.
+fn state_files(data: &std::path::Path) -> String {
+    let mut text = String::new();
+    for name in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(data.join(name)) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    assert!(!text.is_empty(), "no state database in {}", data.display());
+    text
+}
+
 /// The message of the failed `DOWNLOAD_SOURCE` phase context.
 fn failure_context(ran: &Ran) -> String {
     ran.code(1)
@@ -212,10 +226,9 @@ fn b12_parameters_and_secrets_reach_the_container_and_are_masked() {
         ran.stdout_lacks(value);
         assert!(!ran.stderr.contains(value.as_str()), "{}", ran.stderr);
     }
-    let database = std::fs::read(ran.build.data().join("state.db")).expect("state db");
-    let text = String::from_utf8_lossy(&database);
+    let state = state_files(ran.build.data());
     assert!(
-        !text.contains(&db) && !text.contains(&token),
+        !state.contains(&db) && !state.contains(&token),
         "secret values must never reach the state database"
     );
 }
@@ -290,4 +303,27 @@ fn b12_a_missing_secret_or_json_key_fails_naming_it_before_any_container() {
             format!("Phase context status code: Secrets Manager Error Message: {expected}")
         );
     }
+}
+
+#[test]
+fn b12_a_pipeline_build_gets_its_secrets_masked_in_logs_and_state() {
+    if !moto() {
+        return;
+    }
+    let id = unique();
+    let value = format!("pipeline-secret-{id}");
+    put_parameter(&format!("/runner-test/{id}/pipeline"), &value);
+    let pipeline = Pipeline::new(&format!(
+        "name: secrets-{id}\nsource:\n  repo: {SRC}\n  branch: main\ndefaults:\n  image: runner/test\nstages:\n  - name: source\n    actions:\n      - {{name: checkout, type: source, outputs: [Src]}}\n  - name: build\n    actions:\n      - name: show\n        type: build\n        inputs: [Src]\n        buildspec_inline: |\n          version: 0.2\n          env:\n            parameter-store:\n              FROM_SSM: /runner-test/{id}/pipeline\n          phases:\n            build:\n              commands:\n                - echo \"ssm=$FROM_SSM\"\n                - test \"$FROM_SSM\" = \"{value}\"\n"
+    ))
+    .file("a.txt", "a\n");
+    let ran = pipeline.run_pipeline(&[]);
+    ran.code(0).stdout_has("ssm=***").stdout_lacks(&value);
+    let logs = pipeline.logs(&ran.execution_id(), "show");
+    assert!(logs.iter().any(|line| line == "ssm=***"), "{logs:#?}");
+    assert!(!logs.iter().any(|line| line.contains(&value)), "{logs:#?}");
+    assert!(
+        !state_files(&pipeline.data()).contains(&value),
+        "the secret must never reach the state database"
+    );
 }
