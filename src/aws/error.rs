@@ -204,7 +204,7 @@ pub enum AwsError {
         waited: std::time::Duration,
     },
     /// SSM has no parameter of these names (`GetParameters` listed them as invalid).
-    #[error("find SSM parameter{} {}: {} not exist", plural(names), quoted(names), if names.len() == 1 { "it does" } else { "they do" })]
+    #[error("find SSM parameter{} {}: not found", plural(names), quoted(names))]
     ParametersNotFound {
         /// The names, as asked for.
         names: Vec<String>,

@@ -3,8 +3,10 @@
 //! [`run`] resolves the buildspec's secrets (B12), stages the source and the rendered scripts
 //! into a fresh container, streams the log through a [`Transcript`], enforces the timeout and
 //! cancellation, then collects artifacts, exported variables and the cache. Secret values live
-//! only in the container's environment and the log masker: never in the report or on disk. It talks to containers only through [`Executor`], and it
-//! always removes the container it created, whatever happened.
+//! only in the container's environment and the log masker, never in the report or on disk
+//! (unless a command copies one into an exported variable or an artifact). It talks to
+//! containers only through [`Executor`], and it always removes the container it created,
+//! whatever happened.
 
 pub mod cache;
 pub(crate) mod collect;
