@@ -310,13 +310,18 @@ impl Call<'_> {
 
     fn classify(self, code: &str, source: BoxError) -> AwsError {
         let operation = self.operation;
-        let key_id = || match (self.kms_key_id, &self.resource) {
-            (Some(key_id), _) => key_id.to_owned(),
-            (None, Resource::Bucket { .. } | Resource::Object { .. }) => {
-                "aws/s3 (the AWS-managed default)".to_owned()
-            }
-            (None, resource) => format!("that protects {resource}"),
+        let key_id = || {
+            self.kms_key_id
+                .unwrap_or("aws/s3 (the AWS-managed default)")
+                .to_owned()
         };
+        // SSM and Secrets Manager do not say which key protects a value: their KMS failures
+        // stay service errors that name the parameter or secret and keep KMS's code.
+        let kms_key_known = self.kms_key_id.is_some()
+            || matches!(
+                self.resource,
+                Resource::Bucket { .. } | Resource::Object { .. } | Resource::KmsKey { .. }
+            );
         match (code.strip_prefix("KMS.").unwrap_or(code), &self.resource) {
             ("NoSuchBucket", Resource::Bucket { bucket } | Resource::Object { bucket, .. })
             | ("NotFound", Resource::Bucket { bucket }) => AwsError::NoSuchBucket {
@@ -338,15 +343,15 @@ impl Call<'_> {
                 resource: self.resource,
                 operation,
             },
-            ("NotFoundException", _) => AwsError::KmsKeyNotFound {
+            ("NotFoundException", _) if kms_key_known => AwsError::KmsKeyNotFound {
                 key_id: key_id(),
                 operation,
             },
-            ("DisabledException", _) => AwsError::KmsKeyDisabled {
+            ("DisabledException", _) if kms_key_known => AwsError::KmsKeyDisabled {
                 key_id: key_id(),
                 operation,
             },
-            ("KMSInvalidStateException" | "KeyUnavailableException", _) => {
+            ("KMSInvalidStateException" | "KeyUnavailableException", _) if kms_key_known => {
                 AwsError::KmsKeyUnusable {
                     key_id: key_id(),
                     operation,
@@ -409,6 +414,37 @@ mod tests {
         assert_eq!(
             classify("SlowDown", object).to_string(),
             "call PutObject on s3://artifacts/p/abc (error code SlowDown)"
+        );
+    }
+
+    #[test]
+    fn parameters_and_secrets_are_named() {
+        let secret = Resource::Secret {
+            secret_id: "prod/api".to_owned(),
+            version: Some("version stage `AWSPENDING`".to_owned()),
+        };
+        let mut call = call(secret);
+        call.operation = "GetSecretValue";
+        call.kms_key_id = None;
+        assert_eq!(
+            call.classify("ResourceNotFoundException", "boom".into())
+                .to_string(),
+            "find secret `prod/api` (version stage `AWSPENDING`) in Secrets Manager (GetSecretValue): it does not exist"
+        );
+        let names = vec!["/a".to_owned(), "/b".to_owned()];
+        assert_eq!(
+            AwsError::ParametersNotFound {
+                names: names.clone()
+            }
+            .to_string(),
+            "find SSM parameters `/a`, `/b`: not found"
+        );
+        let mut call = self::call(Resource::Parameters { names });
+        call.kms_key_id = None;
+        assert_eq!(
+            call.classify("KMS.DisabledException", "boom".into())
+                .to_string(),
+            "call PutObject on SSM parameters `/a`, `/b` (error code KMS.DisabledException)"
         );
     }
 }
