@@ -15,7 +15,9 @@ mib=${2:-256}
 eval "$(bash .ci/moto.sh)"
 aws=${RUNNER_CI_VENV:-/var/cache/runner-ci/venv}/bin/aws
 cargo build -q --release --example s3_store
-store=$(pwd)/${CARGO_TARGET_DIR:-target}/release/examples/s3_store
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir=$(pwd)/$target_dir
+store=$target_dir/release/examples/s3_store
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
