@@ -33,6 +33,18 @@ pub enum Resource {
         /// Function name or ARN.
         name: String,
     },
+    /// One batch of SSM parameters.
+    Parameters {
+        /// Parameter names (or ARNs, or `name:version` selectors), as asked for.
+        names: Vec<String>,
+    },
+    /// A Secrets Manager secret, or one version of it.
+    Secret {
+        /// Secret name or ARN.
+        secret_id: String,
+        /// `version stage X` or `version id Y`, when one was asked for.
+        version: Option<String>,
+    },
 }
 
 impl Resource {
@@ -52,6 +64,22 @@ impl fmt::Display for Resource {
             Self::Object { bucket, key } => write!(formatter, "s3://{bucket}/{key}"),
             Self::KmsKey { key_id } => write!(formatter, "KMS key `{key_id}`"),
             Self::Function { name } => write!(formatter, "Lambda function `{name}`"),
+            Self::Parameters { names } => {
+                write!(
+                    formatter,
+                    "SSM parameter{} {}",
+                    plural(names),
+                    quoted(names)
+                )
+            }
+            Self::Secret {
+                secret_id,
+                version: None,
+            } => write!(formatter, "secret `{secret_id}`"),
+            Self::Secret {
+                secret_id,
+                version: Some(version),
+            } => write!(formatter, "secret `{secret_id}` ({version})"),
         }
     }
 }
@@ -175,6 +203,26 @@ pub enum AwsError {
         /// How long the wait lasted.
         waited: std::time::Duration,
     },
+    /// SSM has no parameter of these names (`GetParameters` listed them as invalid).
+    #[error("find SSM parameter{} {}: not found", plural(names), quoted(names))]
+    ParametersNotFound {
+        /// The names, as asked for.
+        names: Vec<String>,
+    },
+    /// Secrets Manager has no such secret, or no such version of it.
+    #[error("find {resource} in Secrets Manager ({operation}): it does not exist")]
+    SecretNotFound {
+        /// The secret (and version) asked for.
+        resource: Resource,
+        /// The API operation.
+        operation: &'static str,
+    },
+    /// The secret's value is binary (`SecretBinary`), not text.
+    #[error("read {resource} as text: it holds binary data")]
+    SecretNotText {
+        /// The secret (and version).
+        resource: Resource,
+    },
     /// The credential chain could not give builds credentials.
     #[error("resolve AWS credentials for builds ({reason})")]
     Credentials {
@@ -205,6 +253,15 @@ pub enum AwsError {
         #[source]
         source: BoxError,
     },
+}
+
+fn plural(names: &[String]) -> &'static str {
+    if names.len() == 1 { "" } else { "s" }
+}
+
+fn quoted(names: &[String]) -> String {
+    let list: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    list.join(", ")
 }
 
 /// One AWS call, for classifying its failure.
@@ -258,6 +315,13 @@ impl Call<'_> {
                 .unwrap_or("aws/s3 (the AWS-managed default)")
                 .to_owned()
         };
+        // SSM and Secrets Manager do not say which key protects a value: their KMS failures
+        // stay service errors that name the parameter or secret and keep KMS's code.
+        let kms_key_known = self.kms_key_id.is_some()
+            || matches!(
+                self.resource,
+                Resource::Bucket { .. } | Resource::Object { .. } | Resource::KmsKey { .. }
+            );
         match (code.strip_prefix("KMS.").unwrap_or(code), &self.resource) {
             ("NoSuchBucket", Resource::Bucket { bucket } | Resource::Object { bucket, .. })
             | ("NotFound", Resource::Bucket { bucket }) => AwsError::NoSuchBucket {
@@ -275,15 +339,19 @@ impl Call<'_> {
                     operation,
                 }
             }
-            ("NotFoundException", _) => AwsError::KmsKeyNotFound {
+            ("ResourceNotFoundException", Resource::Secret { .. }) => AwsError::SecretNotFound {
+                resource: self.resource,
+                operation,
+            },
+            ("NotFoundException", _) if kms_key_known => AwsError::KmsKeyNotFound {
                 key_id: key_id(),
                 operation,
             },
-            ("DisabledException", _) => AwsError::KmsKeyDisabled {
+            ("DisabledException", _) if kms_key_known => AwsError::KmsKeyDisabled {
                 key_id: key_id(),
                 operation,
             },
-            ("KMSInvalidStateException" | "KeyUnavailableException", _) => {
+            ("KMSInvalidStateException" | "KeyUnavailableException", _) if kms_key_known => {
                 AwsError::KmsKeyUnusable {
                     key_id: key_id(),
                     operation,
@@ -346,6 +414,37 @@ mod tests {
         assert_eq!(
             classify("SlowDown", object).to_string(),
             "call PutObject on s3://artifacts/p/abc (error code SlowDown)"
+        );
+    }
+
+    #[test]
+    fn parameters_and_secrets_are_named() {
+        let secret = Resource::Secret {
+            secret_id: "prod/api".to_owned(),
+            version: Some("version stage `AWSPENDING`".to_owned()),
+        };
+        let mut call = call(secret);
+        call.operation = "GetSecretValue";
+        call.kms_key_id = None;
+        assert_eq!(
+            call.classify("ResourceNotFoundException", "boom".into())
+                .to_string(),
+            "find secret `prod/api` (version stage `AWSPENDING`) in Secrets Manager (GetSecretValue): it does not exist"
+        );
+        let names = vec!["/a".to_owned(), "/b".to_owned()];
+        assert_eq!(
+            AwsError::ParametersNotFound {
+                names: names.clone()
+            }
+            .to_string(),
+            "find SSM parameters `/a`, `/b`: not found"
+        );
+        let mut call = self::call(Resource::Parameters { names });
+        call.kms_key_id = None;
+        assert_eq!(
+            call.classify("KMS.DisabledException", "boom".into())
+                .to_string(),
+            "call PutObject on SSM parameters `/a`, `/b` (error code KMS.DisabledException)"
         );
     }
 }

@@ -1,10 +1,12 @@
-//! AWS SDK setup and thin typed wrappers over the S3, KMS and Lambda calls the runner makes.
+//! AWS SDK setup and thin typed wrappers over the S3, KMS, Lambda, SSM and Secrets Manager calls
+//! the runner makes.
 //!
 //! [`AwsConfig`] resolves region and credentials with the SDK's standard chain (environment,
 //! profile, SSO, web identity, ECS and EC2 instance metadata) and honours `AWS_ENDPOINT_URL`.
-//! [`S3Client`], [`KmsClient`] and [`LambdaClient`] turn every SDK failure into an [`AwsError`] that names the
-//! operation, the bucket, object or key, and the endpoint. This module knows nothing of runs,
-//! pipelines or artifacts.
+//! [`S3Client`], [`KmsClient`], [`LambdaClient`], [`SsmClient`] and [`SecretsClient`] turn every
+//! SDK failure into an [`AwsError`] that names the operation, the bucket, object, key, parameter
+//! or secret, and the endpoint. This module knows nothing of runs, pipelines, builds or
+//! artifacts.
 //!
 //! Retries are the SDK's standard mode (3 attempts, exponential backoff with jitter, for
 //! throttling, 5xx and connection errors); the error after the last attempt is the one returned.
@@ -13,6 +15,8 @@ mod error;
 mod kms;
 mod lambda;
 mod s3;
+mod secrets;
+mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::retry::RetryConfig;
@@ -22,6 +26,8 @@ pub use error::{AwsError, Resource};
 pub use kms::{DataKeyPair, KmsClient};
 pub use lambda::{CodeSource, DIRECT_UPLOAD_LIMIT, FunctionState, LambdaClient, NewFunction};
 pub use s3::{ListedObject, NewObject, ObjectHead, ObjectUpload, S3Client};
+pub use secrets::{SecretVersion, SecretsClient};
+pub use ssm::{GET_PARAMETERS_BATCH, SsmClient};
 
 /// Resolved AWS settings shared by every client: region, credentials, endpoint, retries.
 #[derive(Debug, Clone)]
@@ -45,7 +51,9 @@ impl AwsConfig {
             loader = loader.endpoint_url(endpoint);
         }
         let sdk = loader.load().await;
-        if sdk.region().is_none() {
+        // An empty `AWS_REGION` is no region: the SDK would sign for "" and call a host that
+        // cannot exist.
+        if sdk.region().is_none_or(|region| region.as_ref().is_empty()) {
             return Err(AwsError::NoRegion);
         }
         Ok(Self { sdk })
@@ -121,6 +129,16 @@ impl AwsConfig {
     /// A Lambda client.
     pub fn lambda(&self) -> LambdaClient {
         LambdaClient::new(self)
+    }
+
+    /// An SSM Parameter Store client.
+    pub fn ssm(&self) -> SsmClient {
+        SsmClient::new(self)
+    }
+
+    /// A Secrets Manager client.
+    pub fn secrets(&self) -> SecretsClient {
+        SecretsClient::new(self)
     }
 
     /// How errors name the endpoint of `service`: the override, or the regional AWS endpoint.

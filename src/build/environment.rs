@@ -1,8 +1,12 @@
 //! Assembles a build's environment in CodeBuild's order of precedence (B48, Section B).
 //!
 //! Lowest to highest: the image's `ENV` (Docker applies it underneath), the CA-bundle variables,
-//! the `CODEBUILD_*` and AWS built-ins, the buildspec's `env.variables`, the project's variables,
-//! then the start-build override (a pipeline action's variables rank here, B49).
+//! the `CODEBUILD_*` and AWS built-ins, the buildspec's `env` (`variables`, and the resolved
+//! `parameter-store` and `secrets-manager` values, whose names never clash, B50), the project's
+//! variables, then the start-build override (a pipeline action's variables rank here, B49).
+//!
+//! [`assemble`] leaves the secrets out (cache keys are expanded from it and become paths on
+//! disk); [`with_secrets`] adds them for the container.
 
 use std::collections::BTreeMap;
 
@@ -154,6 +158,30 @@ pub fn assemble(
     dedup_last_wins(env)
 }
 
+/// `env` (from [`assemble`]) with the buildspec's resolved secrets at their level (B48): above the
+/// built-ins, below the project's variables and the override, which keep their values.
+pub fn with_secrets(
+    mut env: Vec<(String, String)>,
+    secrets: &[(String, String)],
+    layers: &EnvLayers,
+) -> Vec<(String, String)> {
+    for (name, value) in secrets {
+        let shadowed = layers
+            .project
+            .iter()
+            .chain(&layers.overrides)
+            .any(|(upper, _)| upper == name);
+        if shadowed {
+            continue;
+        }
+        match env.iter_mut().find(|(existing, _)| existing == name) {
+            Some(entry) => entry.1.clone_from(value),
+            None => env.push((name.clone(), value.clone())),
+        }
+    }
+    env
+}
+
 /// Keeps the last value of each name, in first-seen order.
 fn dedup_last_wins(env: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut last: BTreeMap<&str, usize> = BTreeMap::new();
@@ -255,6 +283,33 @@ mod tests {
         let env = assemble(&buildspec, &identity(), "img", "/s", &[], &layers, false);
         assert_eq!(value(&env, "X"), Some("proj"));
         assert_eq!(env.iter().filter(|(n, _)| n == "X").count(), 1);
+    }
+
+    #[test]
+    fn b48_buildspec_secrets_rank_with_the_buildspec() {
+        let layers = EnvLayers {
+            project: vec![("P".into(), "proj".into())],
+            overrides: vec![("O".into(), "over".into())],
+        };
+        let env = assemble(
+            &Buildspec::default(),
+            &identity(),
+            "img",
+            "/s",
+            &[],
+            &layers,
+            false,
+        );
+        let secrets: Vec<(String, String)> = [("P", "s"), ("O", "s"), ("S", "s"), ("HOME", "s")]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let env = with_secrets(env, &secrets, &layers);
+        assert_eq!(value(&env, "P"), Some("proj"));
+        assert_eq!(value(&env, "O"), Some("over"));
+        assert_eq!(value(&env, "S"), Some("s"));
+        assert_eq!(value(&env, "HOME"), Some("s"));
+        assert_eq!(env.iter().filter(|(n, _)| n == "HOME").count(), 1);
     }
 
     #[test]

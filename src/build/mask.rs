@@ -1,8 +1,10 @@
 //! Masks secret values in build log lines.
 //!
-//! Values from secret sources (B12), values the user marked secret, and AWS credentials are
-//! replaced by `***` wherever they appear. Values shorter than four characters are not masked:
-//! masking `1` or `a` would shred the log without protecting anything.
+//! Values from secret sources (B12: `env.parameter-store`, `env.secrets-manager`), values the
+//! user marked secret, and AWS credentials are replaced by `***` wherever they appear. The log is
+//! masked line by line, so each line of a multi-line value (a PEM key) is masked on its own too.
+//! Values (and lines) shorter than four characters are not masked: masking `1` or `a` would shred
+//! the log without protecting anything.
 
 /// Replaces secrets in text.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +20,18 @@ impl Masker {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<String> = secrets
             .into_iter()
+            .flat_map(|secret| {
+                let lines: Vec<String> = if secret.contains('\n') {
+                    secret
+                        .lines()
+                        .filter(|line| line.trim().len() >= MIN_SECRET_LEN)
+                        .map(str::to_owned)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                lines.into_iter().chain([secret])
+            })
             .filter(|s| s.len() >= MIN_SECRET_LEN)
             .collect();
         // Longest first, so a secret that contains another is masked whole.
@@ -78,5 +92,12 @@ mod tests {
             "XAKIAIOSFODNN7EXAMPLE"
         );
         assert_eq!(masker.mask("héllo"), "héllo");
+    }
+
+    #[test]
+    fn b12_each_line_of_a_multi_line_secret_is_masked() {
+        let masker = Masker::new(["-----BEGIN KEY-----\nc2VjcmV0\n-----END KEY-----\n".to_owned()]);
+        assert_eq!(masker.mask("c2VjcmV0"), "***");
+        assert_eq!(masker.mask("x -----END KEY----- y"), "x *** y");
     }
 }

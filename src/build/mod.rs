@@ -1,9 +1,12 @@
 //! Runs one CodeBuild-style build: a buildspec in a container, with CodeBuild's semantics.
 //!
-//! [`run`] stages the source and the rendered scripts into a fresh container, streams the log
-//! through a [`Transcript`], enforces the timeout and cancellation, then collects artifacts,
-//! exported variables and the cache. It talks to containers only through [`Executor`], and it
-//! always removes the container it created, whatever happened.
+//! [`run`] resolves the buildspec's secrets (B12), stages the source and the rendered scripts
+//! into a fresh container, streams the log through a [`Transcript`], enforces the timeout and
+//! cancellation, then collects artifacts, exported variables and the cache. Secret values live
+//! only in the container's environment and the log masker, never in the report or on disk
+//! (unless a command copies one into an exported variable or an artifact). It talks to
+//! containers only through [`Executor`], and it always removes the container it created,
+//! whatever happened.
 
 pub mod cache;
 pub(crate) mod collect;
@@ -11,6 +14,7 @@ pub mod environment;
 pub mod mask;
 mod outputs;
 mod preflight;
+mod secrets;
 pub mod staging;
 pub mod transcript;
 
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn};
 
 pub use environment::{BuildIdentity, EnvLayers};
+pub use secrets::SecretProvider;
 pub use transcript::{PhaseRecord, Status};
 
 use crate::buildspec::Buildspec;
@@ -60,6 +65,8 @@ pub struct BuildRequest {
     pub layers: EnvLayers,
     /// Values to mask in the log.
     pub secret_values: Vec<String>,
+    /// Where `env.parameter-store` and `env.secrets-manager` values come from.
+    pub secret_provider: SecretProvider,
     /// Network mode.
     pub network: NetworkMode,
     /// Docker socket access.
@@ -138,21 +145,16 @@ pub async fn run<E: Executor>(
     cancel: &CancellationToken,
 ) -> Result<BuildReport, BuildError> {
     let digits = source_digits(&request.identity.uuid);
-    let secondary_dirs: Vec<(String, String)> = request
-        .secondary_sources
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (id.clone(), format!("/codebuild/output/src{digits}{i}/src")))
-        .collect();
+    let secondary_dirs = secondary_dirs(request, &digits);
     let mut layout = Layout::with_digits(&digits);
     if request.staging == Staging::Mount {
         staging::mount_layout(&mut layout, &secondary_dirs);
     }
     let artifacts = outputs::Plan::new(&request.buildspec);
     let rendered = script::render(&request.buildspec, &layout, artifacts.expansions());
-    let mut masker_values = request.secret_values.clone();
-    masker_values.extend(aws_secret_values(&request.layers));
-    let mut transcript = Transcript::new(rendered.commands.clone(), Masker::new(masker_values));
+    let started = Utc::now();
+    let (problem, resolved, masker) = check_and_resolve(request).await;
+    let mut transcript = Transcript::new(rendered.commands.clone(), masker);
     let emit = |lines: Vec<String>| {
         for line in &lines {
             sink(line);
@@ -162,7 +164,7 @@ pub async fn run<E: Executor>(
         sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
     };
 
-    transcript.begin("DOWNLOAD_SOURCE", Utc::now());
+    transcript.begin("DOWNLOAD_SOURCE", started);
     say(&transcript, "Phase is DOWNLOAD_SOURCE");
     say(
         &transcript,
@@ -181,17 +183,20 @@ pub async fn run<E: Executor>(
         &request.layers,
         request.ca_bundle.is_some(),
     );
-    if let Some(problem) = precheck(request) {
-        emit(transcript.complete_now("DOWNLOAD_SOURCE", Status::Failed, Some(problem)));
-        return Ok(finalize(
-            request,
-            transcript,
-            Ending::Exited(0),
-            Vec::new(),
-            BTreeMap::new(),
-            sink,
-        ));
-    }
+    let secrets = match process_environment(&transcript, request, problem, resolved, sink) {
+        Ok(secrets) => secrets,
+        Err(failure) => {
+            emit(transcript.complete_now("DOWNLOAD_SOURCE", Status::Failed, Some(failure)));
+            return Ok(finalize(
+                request,
+                transcript,
+                Ending::Exited(0),
+                Vec::new(),
+                BTreeMap::new(),
+                sink,
+            ));
+        }
+    };
     let runtime = runtime_check(&request.buildspec, &request.image_info);
     let cache_entry = cache::restore_entry(request, &env);
     preamble(&transcript, request, &layout, &runtime, sink);
@@ -213,6 +218,7 @@ pub async fn run<E: Executor>(
             .as_deref()
             .map(|bundle| (bundle, environment::CA_BUNDLE_PATH)),
     )?;
+    let env = environment::with_secrets(env, &secrets, &request.layers);
     let spec = container_spec(request, &layout, env, &rendered, &prepared);
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
@@ -267,7 +273,65 @@ fn container_spec(
     }
 }
 
-/// The agent's lines between entering `DOWNLOAD_SOURCE` and starting the container (B23, B24,
+/// Each secondary source's identifier and its directory in the container.
+fn secondary_dirs(request: &BuildRequest, digits: &str) -> Vec<(String, String)> {
+    request
+        .secondary_sources
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.clone(), format!("/codebuild/output/src{digits}{i}/src")))
+        .collect()
+}
+
+/// The precheck's verdict, the buildspec's secrets (B12) when it passed, and a masker for every
+/// secret value the build knows.
+async fn check_and_resolve(
+    request: &BuildRequest,
+) -> (
+    Option<secrets::Failure>,
+    Result<Vec<(String, String)>, secrets::Failure>,
+    Masker,
+) {
+    let problem = precheck(request);
+    let resolved = match problem {
+        None => secrets::resolve(&request.buildspec.env.secrets, request.secret_provider).await,
+        Some(_) => Ok(Vec::new()),
+    };
+    let mut values = request.secret_values.clone();
+    values.extend(aws_secret_values(&request.layers));
+    if let Ok(secrets) = &resolved {
+        values.extend(secrets.iter().map(|(_, value)| value.clone()));
+    }
+    (problem, resolved, Masker::new(values))
+}
+
+/// A precheck problem, or the agent's environment lines and then the resolved secrets (B12) or
+/// why they could not be resolved; either failure ends `DOWNLOAD_SOURCE`.
+fn process_environment(
+    transcript: &Transcript,
+    request: &BuildRequest,
+    problem: Option<secrets::Failure>,
+    resolved: Result<Vec<(String, String)>, secrets::Failure>,
+    sink: &LogSink,
+) -> Result<Vec<(String, String)>, secrets::Failure> {
+    if let Some(problem) = problem {
+        return Err(problem);
+    }
+    let say = |text: &str| sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
+    say("Processing environment variables");
+    let has_parameters = request
+        .buildspec
+        .env
+        .secrets
+        .values()
+        .any(|secret| matches!(secret, crate::buildspec::SecretRef::ParameterStore(_)));
+    if has_parameters {
+        say("Decrypting parameter store environment variables");
+    }
+    resolved
+}
+
+/// The agent's lines between processing the environment and starting the container (B23, B24,
 /// B35, B47).
 fn preamble(
     transcript: &Transcript,
@@ -277,7 +341,6 @@ fn preamble(
     sink: &LogSink,
 ) {
     let say = |text: &str| sink(&transcript.masker().mask(&agent_line(Utc::now(), text)));
-    say("Processing environment variables");
     if let RuntimeCheck::Unsupported = runtime {
         say(
             "Skipping install of runtimes. Runtime version selection is not supported by this build image",

@@ -1,9 +1,10 @@
-//! Checks made before a build container exists: reserved names, secrets we cannot serve,
-//! `runtime-versions` against the image (B24), and the build's source directory digits.
+//! Checks made before a build container exists: reserved names, secret references we cannot
+//! read or serve, `runtime-versions` against the image (B24), and the build's source directory
+//! digits.
 
 use std::collections::BTreeMap;
 
-use super::{BuildRequest, EnvLayers, environment};
+use super::{BuildRequest, EnvLayers, environment, secrets};
 use crate::buildspec::{Buildspec, PhaseName};
 use crate::executor::{ImageInfo, LABEL_RUNTIMES};
 
@@ -15,15 +16,7 @@ pub(super) fn precheck(request: &BuildRequest) -> Option<(String, String)> {
             format!("No user environment variables can start with CODEBUILD_: {name}"),
         ));
     }
-    if let Some(name) = request.buildspec.env.secrets.keys().next() {
-        return Some((
-            "CLIENT_ERROR".into(),
-            format!(
-                "env.parameter-store / env.secrets-manager variable {name} needs an AWS secret provider, which this runner does not have yet"
-            ),
-        ));
-    }
-    None
+    secrets::check(&request.buildspec.env.secrets, request.secret_provider)
 }
 
 /// Values of AWS credential variables, masked like CodeBuild masks them.

@@ -92,6 +92,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         secondary_sources,
         layers,
         secret_values,
+        secret_provider: build::SecretProvider::Aws,
         network,
         docker_socket: if args.docker_socket {
             DockerSocket::Mounted

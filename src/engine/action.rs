@@ -206,6 +206,7 @@ where
             overrides,
         },
         secret_values,
+        secret_provider: build::SecretProvider::Aws,
         network: match build.network {
             Network::Bridge => NetworkMode::Bridge,
             Network::Host => NetworkMode::Host,

@@ -16,6 +16,8 @@ mod service_unit;
 #[cfg(feature = "docker-tests")]
 mod auto_retry;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod aws_faults;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod aws_store;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod build_credentials;
@@ -51,6 +53,8 @@ mod rules_exec;
 mod rules_load;
 #[cfg(feature = "docker-tests")]
 mod scenarios;
+#[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
+mod secrets;
 #[cfg(feature = "docker-tests")]
 mod serve;
 #[cfg(feature = "docker-tests")]

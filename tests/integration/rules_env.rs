@@ -118,6 +118,9 @@ fn b12_parameter_store_without_aws_is_refused_naming_the_variable() {
     let ran = Build::new(
         "version: 0.2\nenv:\n  parameter-store:\n    DB_PASS: /prod/db/password\nphases:\n  install:\n    commands: [\"echo ran\"]\n",
     )
+    .host_env("AWS_REGION", "")
+    .host_env("AWS_DEFAULT_REGION", "")
+    .host_env("AWS_CONFIG_FILE", "/nonexistent")
     .run();
     ran.code(1).status("FAILED").no_leftovers();
     let context = ran
@@ -143,6 +146,9 @@ fn b12_secrets_manager_without_aws_is_refused_naming_the_variable() {
     let ran = Build::new(
         "version: 0.2\nenv:\n  secrets-manager:\n    API_TOKEN: prod/api:token\nphases:\n  build:\n    commands: [\"echo ran\"]\n",
     )
+    .host_env("AWS_REGION", "")
+    .host_env("AWS_DEFAULT_REGION", "")
+    .host_env("AWS_CONFIG_FILE", "/nonexistent")
     .run();
     ran.code(1)
         .status("FAILED")
