@@ -1,5 +1,6 @@
 //! Streams one object into S3: a single `PutObject` up to [`PART_SIZE`], a multipart upload
-//! above it, reading one part at a time (memory stays at one part) and hashing what it sends.
+//! above it, reading parts in order and hashing what it sends, with a few parts uploading at
+//! once (memory stays at [`PARTS_IN_FLIGHT`] parts).
 //!
 //! A multipart upload that fails or is dropped midway is aborted, so no object and no orphaned
 //! parts remain under the key (a bucket lifecycle rule for incomplete uploads is still wise, for
@@ -8,6 +9,8 @@
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
@@ -16,6 +19,8 @@ use crate::aws::{NewObject, S3Client};
 
 /// Largest object sent in one `PutObject`, and the usual part size above it.
 pub(super) const PART_SIZE: usize = 16 * 1024 * 1024;
+/// Parts uploading at once (the AWS CLI's default is 10 of 8 MiB).
+const PARTS_IN_FLIGHT: usize = 4;
 /// S3's limit on the number of parts in one upload.
 const MAX_PARTS: u64 = 10_000;
 
@@ -68,6 +73,8 @@ pub(super) async fn upload(
     result
 }
 
+/// Reads parts in order and keeps up to [`PARTS_IN_FLIGHT`] of them uploading at once (memory
+/// stays at that many parts); returns the completed parts in part-number order.
 async fn send_parts(
     s3: &S3Client,
     object: &NewObject<'_>,
@@ -78,23 +85,32 @@ async fn send_parts(
 ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, ArtifactError> {
     let part_size = part_size(expected.len);
     let mut parts = Vec::new();
-    for part_number in 1.. {
-        let part = read_part(body, part_size, expected.source).await?;
-        if part.is_empty() {
-            break;
+    let mut in_flight = FuturesUnordered::new();
+    let mut read_all = false;
+    let mut part_number = 0;
+    loop {
+        while !read_all && in_flight.len() < PARTS_IN_FLIGHT {
+            let part = read_part(body, part_size, expected.source).await?;
+            if part.is_empty() {
+                read_all = true;
+                break;
+            }
+            seen.record(&part);
+            if seen.len > expected.len {
+                return Err(ArtifactError::Changed {
+                    path: expected.source.to_path_buf(),
+                });
+            }
+            read_all = part.len() < part_size;
+            part_number += 1;
+            in_flight.push(s3.upload_part(object, upload_id, part_number, part));
         }
-        seen.record(&part);
-        if seen.len > expected.len {
-            return Err(ArtifactError::Changed {
-                path: expected.source.to_path_buf(),
-            });
-        }
-        let last = part.len() < part_size;
-        parts.push(s3.upload_part(object, upload_id, part_number, part).await?);
-        if last {
-            break;
+        match in_flight.next().await {
+            Some(done) => parts.push(done?),
+            None => break,
         }
     }
+    parts.sort_by_key(aws_sdk_s3::types::CompletedPart::part_number);
     Ok(parts)
 }
 
