@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-10}
 image=${RUNNER_BENCH_IMAGE:-runner/test}
 cargo build -q --release
-runner=${CARGO_TARGET_DIR:-target}/release/runner
+runner=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/runner
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data="$work/data"

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 image=${RUNNER_BENCH_IMAGE:-runner/test}
 cargo build -q --release
-runner=$(pwd)/${CARGO_TARGET_DIR:-target}/release/runner
+runner=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release/runner
 work=$(mktemp -d)
 serve_pid=""
 cleanup() {
