@@ -182,6 +182,21 @@ pub fn with_secrets(
     env
 }
 
+/// `env` with start-build overrides served from SSM or Secrets Manager (P43): they outrank
+/// every layer, like the plain overrides they sit beside.
+pub fn with_overrides(
+    mut env: Vec<(String, String)>,
+    overrides: &[(String, String)],
+) -> Vec<(String, String)> {
+    for (name, value) in overrides {
+        match env.iter_mut().find(|(existing, _)| existing == name) {
+            Some(entry) => entry.1.clone_from(value),
+            None => env.push((name.clone(), value.clone())),
+        }
+    }
+    env
+}
+
 /// Keeps the last value of each name, in first-seen order.
 fn dedup_last_wins(env: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut last: BTreeMap<&str, usize> = BTreeMap::new();

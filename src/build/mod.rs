@@ -31,8 +31,8 @@ pub use environment::{BuildIdentity, EnvLayers};
 pub use secrets::SecretProvider;
 pub use transcript::{PhaseRecord, Status};
 
-use crate::buildspec::Buildspec;
 use crate::buildspec::script::{self, Layout};
+use crate::buildspec::{Buildspec, SecretRef};
 use crate::executor::{
     ContainerSpec, DockerSocket, Executor, ExecutorError, ImageInfo, LABEL_JOB, LABEL_RUN_ID,
     NetworkMode,
@@ -65,6 +65,9 @@ pub struct BuildRequest {
     pub layers: EnvLayers,
     /// Values to mask in the log.
     pub secret_values: Vec<String>,
+    /// Start-build overrides served from SSM or Secrets Manager (a pipeline action's
+    /// `parameter_store` and `secrets_manager`, P43): they outrank every other layer.
+    pub override_secrets: BTreeMap<String, SecretRef>,
     /// Where `env.parameter-store` and `env.secrets-manager` values come from.
     pub secret_provider: SecretProvider,
     /// Network mode.
@@ -218,7 +221,8 @@ pub async fn run<E: Executor>(
             .as_deref()
             .map(|bundle| (bundle, environment::CA_BUNDLE_PATH)),
     )?;
-    let env = environment::with_secrets(env, &secrets, &request.layers);
+    let env = environment::with_secrets(env, &secrets.buildspec, &request.layers);
+    let env = environment::with_overrides(env, &secrets.overrides);
     let spec = container_spec(request, &layout, env, &rendered, &prepared);
     let container_id = executor.create(&spec).await?;
     tracing::debug!(container_id, "container created");
@@ -289,20 +293,38 @@ async fn check_and_resolve(
     request: &BuildRequest,
 ) -> (
     Option<secrets::Failure>,
-    Result<Vec<(String, String)>, secrets::Failure>,
+    Result<Resolved, secrets::Failure>,
     Masker,
 ) {
     let problem = precheck(request);
     let resolved = match problem {
-        None => secrets::resolve(&request.buildspec.env.secrets, request.secret_provider).await,
-        Some(_) => Ok(Vec::new()),
+        None => resolve_secrets(request).await,
+        Some(_) => Ok(Resolved::default()),
     };
     let mut values = request.secret_values.clone();
     values.extend(aws_secret_values(&request.layers));
     if let Ok(secrets) = &resolved {
-        values.extend(secrets.iter().map(|(_, value)| value.clone()));
+        let all = secrets.buildspec.iter().chain(&secrets.overrides);
+        values.extend(all.map(|(_, value)| value.clone()));
     }
     (problem, resolved, Masker::new(values))
+}
+
+/// Secret values by layer.
+#[derive(Debug, Default)]
+struct Resolved {
+    /// The buildspec's `env.parameter-store` and `env.secrets-manager` (B12).
+    buildspec: Vec<(String, String)>,
+    /// The start-build overrides of the same kinds (P43).
+    overrides: Vec<(String, String)>,
+}
+
+async fn resolve_secrets(request: &BuildRequest) -> Result<Resolved, secrets::Failure> {
+    let provider = request.secret_provider;
+    Ok(Resolved {
+        buildspec: secrets::resolve(&request.buildspec.env.secrets, provider).await?,
+        overrides: secrets::resolve(&request.override_secrets, provider).await?,
+    })
 }
 
 /// A precheck problem, or the agent's environment lines and then the resolved secrets (B12) or
@@ -311,9 +333,9 @@ fn process_environment(
     transcript: &Transcript,
     request: &BuildRequest,
     problem: Option<secrets::Failure>,
-    resolved: Result<Vec<(String, String)>, secrets::Failure>,
+    resolved: Result<Resolved, secrets::Failure>,
     sink: &LogSink,
-) -> Result<Vec<(String, String)>, secrets::Failure> {
+) -> Result<Resolved, secrets::Failure> {
     if let Some(problem) = problem {
         return Err(problem);
     }
@@ -324,7 +346,8 @@ fn process_environment(
         .env
         .secrets
         .values()
-        .any(|secret| matches!(secret, crate::buildspec::SecretRef::ParameterStore(_)));
+        .chain(request.override_secrets.values())
+        .any(|secret| matches!(secret, SecretRef::ParameterStore(_)));
     if has_parameters {
         say("Decrypting parameter store environment variables");
     }

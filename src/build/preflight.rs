@@ -17,6 +17,7 @@ pub(super) fn precheck(request: &BuildRequest) -> Option<(String, String)> {
         ));
     }
     secrets::check(&request.buildspec.env.secrets, request.secret_provider)
+        .or_else(|| secrets::check(&request.override_secrets, request.secret_provider))
 }
 
 /// Values of AWS credential variables, masked like CodeBuild masks them.

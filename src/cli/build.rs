@@ -15,6 +15,16 @@ use crate::build::{self, BuildIdentity, BuildRequest, EnvLayers, LogSink, Status
 use crate::buildspec;
 use crate::executor::{DockerExecutor, DockerSocket, NetworkMode, images};
 
+/// The same atomic counter pipeline builds use (state.db), strictly increasing per project.
+async fn next_build_number(settings: &Settings, project: &str) -> anyhow::Result<u64> {
+    crate::state::Store::open(settings.data_dir.join("state.db"))
+        .await
+        .context("open the state database")?
+        .next_build_number(project)
+        .await
+        .context("take the next build number")
+}
+
 /// Runs `runner build`.
 pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outcome> {
     let source = fs_err::canonicalize(&args.source).context("open the source directory")?;
@@ -51,13 +61,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
             .file_name()
             .map_or_else(|| "build".into(), |n| n.to_string_lossy().into_owned())
     });
-    // The same atomic counter pipeline builds use (state.db), strictly increasing per project.
-    let number = crate::state::Store::open(settings.data_dir.join("state.db"))
-        .await
-        .context("open the state database")?
-        .next_build_number(&project)
-        .await
-        .context("take the next build number")?;
+    let number = next_build_number(settings, &project).await?;
     let artifacts_out = args.artifacts_out.clone().unwrap_or_else(|| {
         settings
             .data_dir
@@ -92,6 +96,7 @@ pub(crate) async fn run(settings: &Settings, args: BuildArgs) -> anyhow::Result<
         secondary_sources,
         layers,
         secret_values,
+        override_secrets: std::collections::BTreeMap::new(),
         secret_provider: build::SecretProvider::Aws,
         network,
         docker_socket: if args.docker_socket {

@@ -5,6 +5,7 @@
 //! configuration just before it starts (P31), runs the buildspec through [`build::run`], and
 //! puts each output ZIP into the artifact store. An approval action waits on the gate.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,8 +19,9 @@ use super::{Approval, Context, Transition};
 use crate::artifacts::ArtifactStore;
 use crate::build::{self, BuildIdentity, BuildRequest, EnvLayers, LogSink, Status};
 use crate::buildspec;
+use crate::buildspec::SecretRef;
 use crate::executor::{DockerSocket, Executor, ImageInfo, NetworkMode};
-use crate::pipeline::{ActionId, ActionKind, BuildAction, BuildspecRef, Network};
+use crate::pipeline::{ActionId, ActionKind, BuildAction, BuildspecRef, Network, SecretSource};
 
 /// Runs action `id` and reports how it ended; never panics on bad input.
 pub(super) async fn run<E, S>(
@@ -119,6 +121,90 @@ where
     }
 }
 
+/// The action's buildspec: a file in the primary input (its path may hold `#{...}`), or inline.
+fn load_buildspec(
+    build: &BuildAction,
+    primary: &Path,
+    resolve: &dyn Fn(&str) -> StepResult<String>,
+) -> StepResult<buildspec::Loaded> {
+    match &build.buildspec {
+        BuildspecRef::Path(path) => {
+            let path = resolve(path)?;
+            // Messages name the file as the repository does, not its unpacked copy.
+            let text = fs_err::read_to_string(primary.join(&path)).map_err(|error| {
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "YAML_FILE_ERROR: buildspec {path} does not exist in input artifact {}",
+                        build.primary_source
+                    )
+                } else {
+                    format!("YAML_FILE_ERROR: read buildspec {path}: {error}")
+                }
+            })?;
+            buildspec::load(&path, &text)
+        }
+        BuildspecRef::Inline(text) => buildspec::load("<inline buildspec>", text),
+    }
+    .map_err(|error| format!("YAML_FILE_ERROR: {error}"))
+}
+
+/// Start-build overrides: plain values, and references served from SSM or Secrets Manager.
+type ActionEnv = (Vec<(String, String)>, BTreeMap<String, SecretRef>);
+
+/// The action's `env` (P31-resolved start-build overrides) and its `parameter_store` and
+/// `secrets_manager` references (P43), resolved the same way.
+fn action_env(
+    build: &BuildAction,
+    resolve: &dyn Fn(&str) -> StepResult<String>,
+) -> StepResult<ActionEnv> {
+    let mut overrides = Vec::new();
+    for (name, value) in &build.env {
+        overrides.push((name.clone(), resolve(value)?));
+    }
+    let mut secrets = BTreeMap::new();
+    for (name, source) in &build.secret_env {
+        let secret = match source {
+            SecretSource::ParameterStore(text) => SecretRef::ParameterStore(resolve(text)?),
+            SecretSource::SecretsManager(text) => SecretRef::SecretsManager(resolve(text)?),
+        };
+        secrets.insert(name.clone(), secret);
+    }
+    Ok((overrides, secrets))
+}
+
+/// The action's image (CodeBuild's standard image by default) and what it declares.
+async fn image_of<E: Executor>(
+    executor: &E,
+    build: &BuildAction,
+) -> StepResult<(String, ImageInfo)> {
+    let image = build
+        .image
+        .clone()
+        .unwrap_or_else(|| "aws/codebuild/standard:7.0".into());
+    let info = executor
+        .inspect_image(&image)
+        .await
+        .map_err(|error| format!("inspect image {image}: {error}"))?
+        .unwrap_or_else(ImageInfo::default);
+    Ok((image, info))
+}
+
+/// Sends each log line of action `id` as an event.
+fn log_sink<E, S>(context: &Arc<Context<E, S>>, id: ActionId) -> LogSink {
+    let events = context.events.clone();
+    let run_id = context.request.run_id.clone();
+    Arc::new(move |line: &str| {
+        let _ = events.send(RunEvent {
+            at: chrono::Utc::now(),
+            run_id: run_id.clone(),
+            kind: RunEventKind::ActionLog {
+                action: id,
+                line: line.to_owned(),
+            },
+        });
+    })
+}
+
 async fn prepare_and_build<E, S>(
     context: &Arc<Context<E, S>>,
     id: ActionId,
@@ -139,40 +225,10 @@ where
         .remove(&build.primary_source)
         .ok_or_else(|| format!("primary source {} is missing", build.primary_source))?;
     let resolve = |text: &str| inputs::resolve(&context.request, inputs, text);
-    let loaded = match &build.buildspec {
-        BuildspecRef::Path(path) => {
-            let path = resolve(path)?;
-            // Messages name the file as the repository does, not its unpacked copy.
-            let text = fs_err::read_to_string(primary.join(&path)).map_err(|error| {
-                if error.kind() == std::io::ErrorKind::NotFound {
-                    format!(
-                        "YAML_FILE_ERROR: buildspec {path} does not exist in input artifact {}",
-                        build.primary_source
-                    )
-                } else {
-                    format!("YAML_FILE_ERROR: read buildspec {path}: {error}")
-                }
-            })?;
-            buildspec::load(&path, &text)
-        }
-        BuildspecRef::Inline(text) => buildspec::load("<inline buildspec>", text),
-    }
-    .map_err(|error| format!("YAML_FILE_ERROR: {error}"))?;
+    let loaded = load_buildspec(build, &primary, &resolve)?;
     let (project_env, secret_values) = aws_environment(request.builds.aws_credentials).await?;
-    let mut overrides = Vec::new();
-    for (name, value) in &build.env {
-        overrides.push((name.clone(), resolve(value)?));
-    }
-    let image = build
-        .image
-        .clone()
-        .unwrap_or_else(|| "aws/codebuild/standard:7.0".into());
-    let image_info = context
-        .executor
-        .inspect_image(&image)
-        .await
-        .map_err(|error| format!("inspect image {image}: {error}"))?
-        .unwrap_or_else(ImageInfo::default);
+    let (overrides, override_secrets) = action_env(build, &resolve)?;
+    let (image, image_info) = image_of(context.executor.as_ref(), build).await?;
     let project = format!(
         "{}-{}-{}",
         pipeline.name, pipeline.stages[id.stage].name, action.name
@@ -206,6 +262,7 @@ where
             overrides,
         },
         secret_values,
+        override_secrets,
         secret_provider: build::SecretProvider::Aws,
         network: match build.network {
             Network::Bridge => NetworkMode::Bridge,
@@ -218,23 +275,12 @@ where
         cache_root: request.builds.cache_root.clone(),
         staging: request.builds.staging,
         artifacts_out: Some(out_dir),
-        labels: std::collections::BTreeMap::from([(
+        labels: BTreeMap::from([(
             crate::executor::LABEL_EXECUTION.to_owned(),
             request.run_id.0.clone(),
         )]),
     };
-    let events = context.events.clone();
-    let run_id = request.run_id.clone();
-    let sink: LogSink = Arc::new(move |line: &str| {
-        let _ = events.send(RunEvent {
-            at: chrono::Utc::now(),
-            run_id: run_id.clone(),
-            kind: RunEventKind::ActionLog {
-                action: id,
-                line: line.to_owned(),
-            },
-        });
-    });
+    let sink = log_sink(context, id);
     let report = build::run(context.executor.as_ref(), &build_request, &sink, cancel)
         .await
         .map_err(|error| super::event::error_chain(&error))?;

@@ -143,3 +143,46 @@ fn p24_one_trigger_configuration_with_one_to_three_filters_per_list() {
     let triggers = pipeline.source.triggers.expect("triggers");
     assert_eq!((triggers.push.len(), triggers.pull_request.len()), (1, 1));
 }
+
+#[test]
+fn p43_typed_variables_of_a_build_action() {
+    let action = "      - name: compile\n        type: build\n        inputs: [Src]\n        env: {PLAIN: x}\n        parameter_store: {DB: /prod/db}\n        secrets_manager: {TOKEN: 'prod/api:token'}\n";
+    let text = format!(
+        "name: demo\nsource: {{repo: acme/app, branch: main}}\nstages:\n{SOURCE_STAGE}  - name: build\n    actions:\n{action}"
+    );
+    let pipeline = parse("p.yml", &text).expect("valid");
+    let ActionKind::Build(build) = &pipeline.stages[1].actions[0].kind else {
+        panic!("a build action");
+    };
+    assert_eq!(
+        build.secret_env,
+        [
+            (
+                "DB".to_owned(),
+                SecretSource::ParameterStore("/prod/db".into())
+            ),
+            (
+                "TOKEN".to_owned(),
+                SecretSource::SecretsManager("prod/api:token".into())
+            ),
+        ]
+    );
+    let twice = text.replace("parameter_store: {DB:", "parameter_store: {PLAIN:");
+    assert_eq!(
+        messages(&twice),
+        [
+            "format stages[1].actions[0].parameter_store.PLAIN: duplicate environment variable name `PLAIN` (first at line 12)"
+        ]
+    );
+    let on_approval = text.replace(
+        "      - name: compile\n        type: build\n        inputs: [Src]\n        env: {PLAIN: x}\n",
+        "      - name: compile\n        type: approval\n",
+    );
+    let found = messages(&on_approval);
+    assert!(
+        found
+            .iter()
+            .any(|m| m.ends_with("`parameter_store` does not apply to approval actions")),
+        "{found:#?}"
+    );
+}

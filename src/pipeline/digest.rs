@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::conditions::{Condition, OnFailure};
 use super::model::{
-    Action, ActionKind, ArtifactStore, BuildspecRef, ConsumedItem, Network, Pipeline,
+    Action, ActionKind, ArtifactStore, BuildspecRef, ConsumedItem, Network, Pipeline, SecretSource,
 };
 
 /// The SHA-256 of the pipeline's structure, as 64 lowercase hex digits.
@@ -108,6 +108,14 @@ fn action(canon: &mut Canon, action: &Action) {
             for (name, value) in &build.env {
                 canon.field("env", name);
                 canon.field("value", value);
+            }
+            for (name, source) in &build.secret_env {
+                let (key, reference) = match source {
+                    SecretSource::ParameterStore(name) => ("parameter_store", name),
+                    SecretSource::SecretsManager(reference) => ("secrets_manager", reference),
+                };
+                canon.field(key, name);
+                canon.field("value", reference);
             }
             canon.field("timeout", &build.timeout.as_secs().to_string());
             let network = match build.network {

@@ -423,6 +423,8 @@ impl ActionType {
                 "buildspec_inline",
                 "image",
                 "env",
+                "parameter_store",
+                "secrets_manager",
                 "timeout",
                 "network",
                 "primary_source",
@@ -475,12 +477,25 @@ pub struct BuildAction {
     pub image: Option<String>,
     /// Environment variables, `defaults.env` first, in file order; values may hold `#{...}`.
     pub env: Vec<(String, String)>,
+    /// Variables whose values come from SSM or Secrets Manager when the build starts (P43's
+    /// `PARAMETER_STORE` and `SECRETS_MANAGER` types), in file order; references may hold
+    /// `#{...}`. They override the buildspec's variables like `env` does, and are masked.
+    pub secret_env: Vec<(String, SecretSource)>,
     /// The build timeout (CodeBuild's default is 60 minutes).
     pub timeout: Duration,
     /// The container's network.
     pub network: Network,
     /// The input unpacked into `CODEBUILD_SRC_DIR` (P16); the only input when there is one.
     pub primary_source: String,
+}
+
+/// Where a secret environment variable of a build action comes from (P43).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `parameter_store`: an SSM parameter name (or ARN).
+    ParameterStore(String),
+    /// `secrets_manager`: `secret-id[:json-key[:version-stage[:version-id]]]`.
+    SecretsManager(String),
 }
 
 /// Where a build action's buildspec comes from.

@@ -206,6 +206,8 @@ pub(super) struct ActionSpec {
     pub(super) buildspec_inline: Option<String>,
     pub(super) image: Option<String>,
     pub(super) env: Option<EnvSpec>,
+    pub(super) parameter_store: Option<EnvSpec>,
+    pub(super) secrets_manager: Option<EnvSpec>,
     pub(super) network: Option<String>,
     pub(super) primary_source: Option<String>,
     pub(super) region: Option<String>,

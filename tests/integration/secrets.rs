@@ -327,3 +327,36 @@ fn b12_a_pipeline_build_gets_its_secrets_masked_in_logs_and_state() {
         "the secret must never reach the state database"
     );
 }
+
+/// P43: a build action's `parameter_store` and `secrets_manager` are the `PARAMETER_STORE` and
+/// `SECRETS_MANAGER` entries of CodePipeline's `EnvironmentVariables`: start-build overrides
+/// that beat the buildspec's own variables, masked like every secret.
+#[test]
+fn p43_typed_action_variables_come_from_ssm_and_secrets_manager_and_override_the_buildspec() {
+    if !moto() {
+        return;
+    }
+    let id = unique();
+    let password = format!("db-password-{id}");
+    put_parameter(&format!("/runner-test/{id}/db"), &password);
+    let token = format!("api-token-{id}");
+    aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        &format!("runner-test/{id}/p43"),
+        "--secret-string",
+        &format!(r#"{{"token":"{token}"}}"#),
+    ]);
+    let pipeline = Pipeline::new(&format!(
+        "name: p43-{id}\nsource:\n  repo: {SRC}\n  branch: main\nvariables:\n  - {{name: STAGE, default: '{id}'}}\ndefaults:\n  image: runner/test\nstages:\n  - name: source\n    actions:\n      - {{name: checkout, type: source, outputs: [Src]}}\n  - name: build\n    actions:\n      - name: show\n        type: build\n        inputs: [Src]\n        env: {{PLAIN: visible}}\n        parameter_store: {{DB_PASSWORD: '/runner-test/#{{variables.STAGE}}/db'}}\n        secrets_manager: {{API_TOKEN: 'runner-test/{id}/p43:token'}}\n        buildspec_inline: |\n          version: 0.2\n          env:\n            variables:\n              DB_PASSWORD: from-the-buildspec\n          phases:\n            build:\n              commands:\n                - echo \"db=$DB_PASSWORD token=$API_TOKEN plain=$PLAIN\"\n                - test \"$DB_PASSWORD\" = \"{password}\"\n                - test \"$API_TOKEN\" = \"{token}\"\n"
+    ))
+    .file("a.txt", "a\n");
+    let ran = pipeline.run_pipeline(&[]);
+    ran.code(0)
+        .stdout_has("db=*** token=*** plain=visible")
+        .stdout_lacks(&password)
+        .stdout_lacks(&token);
+    let state = state_files(&pipeline.data());
+    assert!(!state.contains(&password) && !state.contains(&token));
+}

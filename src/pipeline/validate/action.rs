@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::super::error::{Counted, NameKind, ProblemKind};
 use super::super::model::{
     Action, ActionKind, ActionType, ApprovalAction, BuildAction, BuildspecRef, Network, RepoRef,
-    SourceAction, SourceConfig,
+    SecretSource, SourceAction, SourceConfig,
 };
 use super::super::spec::{ActionSpec, EnvSpec};
 use super::{ACTION_NAME, ARTIFACT_NAME, Ctx, NAMESPACE_NAME, deploy, required_at};
@@ -198,6 +198,8 @@ fn type_rules(cx: &mut Ctx<'_>, spec: &ActionSpec, kind: ActionType, draft: &Dra
         ("buildspec_inline", spec.buildspec_inline.is_some()),
         ("image", spec.image.is_some()),
         ("env", spec.env.is_some()),
+        ("parameter_store", spec.parameter_store.is_some()),
+        ("secrets_manager", spec.secrets_manager.is_some()),
         ("timeout", spec.timeout.is_some()),
         ("network", spec.network.is_some()),
         ("primary_source", spec.primary_source.is_some()),
@@ -270,6 +272,11 @@ fn build(
             .references
             .push((entry.field.clone(), entry.value.clone()));
     }
+    let sections = [
+        ("parameter_store", spec.parameter_store),
+        ("secrets_manager", spec.secrets_manager),
+    ];
+    let secret_env = secret_env(cx, sections, &merged, draft);
     let timeout = match spec.timeout {
         Some(text) => cx.duration(&text, BUILD_TIMEOUT_MAX, &format!("{field}.timeout")),
         None => defaults.timeout,
@@ -291,6 +298,7 @@ fn build(
             .into_iter()
             .map(|entry| (entry.name, entry.value))
             .collect(),
+        secret_env,
         timeout: timeout.unwrap_or(BUILD_TIMEOUT_DEFAULT),
         network: network.unwrap_or_default(),
         primary_source,
@@ -414,6 +422,47 @@ pub(super) fn env(cx: &mut Ctx<'_>, spec: EnvSpec, field: &str) -> Vec<EnvEntry>
             field: entry_field,
         });
     }
+    entries
+}
+
+/// P43: `parameter_store` and `secrets_manager` of a build action, the typed entries of
+/// CodePipeline's `EnvironmentVariables`. A name may appear once across them and `env`.
+fn secret_env(
+    cx: &mut Ctx<'_>,
+    sections: [(&'static str, Option<EnvSpec>); 2],
+    plain: &[EnvEntry],
+    draft: &mut Draft,
+) -> Vec<(String, SecretSource)> {
+    let field = draft.field.clone();
+    let mut entries = Vec::new();
+    let mut names: Vec<(String, String)> = plain
+        .iter()
+        .map(|entry| (entry.name.clone(), entry.field.clone()))
+        .collect();
+    for (key, section) in sections {
+        let Some(section) = section else { continue };
+        for entry in env(cx, section, &format!("{field}.{key}")) {
+            if entry.value.is_empty() {
+                cx.report(entry.field.clone(), ProblemKind::Empty { key });
+            }
+            draft
+                .references
+                .push((entry.field.clone(), entry.value.clone()));
+            names.push((entry.name.clone(), entry.field.clone()));
+            let source = if key == "parameter_store" {
+                SecretSource::ParameterStore(entry.value)
+            } else {
+                SecretSource::SecretsManager(entry.value)
+            };
+            entries.push((entry.name, source));
+        }
+    }
+    cx.unique(
+        NameKind::EnvVar,
+        names
+            .iter()
+            .map(|(name, field)| (name.as_str(), field.clone())),
+    );
     entries
 }
 
