@@ -1,6 +1,8 @@
 //! The routes, and [`launch`], which serves them until shutdown.
 //!
-//! Every route but the dashboard's is a row of [`API_ROUTES`], from which [`router`] is built.
+//! Every route but the dashboard's is a row of [`API_ROUTES`], from which [`router`] is built;
+//! `docs/openapi.yaml` must describe exactly those rows (the tests of `handlers::openapi`
+//! compare them).
 
 use axum::Router;
 use axum::http::Method;
@@ -12,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::auth::require_token;
 use super::dashboard;
-use super::handlers::{control, executions, health, hooks, logs, pipelines};
+use super::handlers::{control, executions, health, hooks, logs, openapi, pipelines};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +61,8 @@ impl ApiRoute {
     }
 }
 
-/// Every route but the dashboard's. When you add, change or remove one, update the table on
-/// [`router`] too.
+/// Every route but the dashboard's. When you add, change or remove one, update
+/// `docs/openapi.yaml` and the table on [`router`] too.
 pub(crate) const API_ROUTES: &[ApiRoute] = {
     use Access::{Open, Signature, Token};
     const GET: Method = Method::GET;
@@ -69,6 +71,9 @@ pub(crate) const API_ROUTES: &[ApiRoute] = {
         ApiRoute::new(POST, "/hooks/github", Signature, |m| on(m, hooks::github)),
         ApiRoute::new(GET, "/healthz", Open, |m| on(m, health::healthz)),
         ApiRoute::new(GET, "/metrics", Open, |m| on(m, health::metrics)),
+        ApiRoute::new(GET, "/api/v1/openapi.yaml", Open, |m| {
+            on(m, openapi::document)
+        }),
         ApiRoute::new(GET, "/api/v1/pipelines", Open, |m| on(m, pipelines::list)),
         ApiRoute::new(POST, "/api/v1/pipelines/{name}/executions", Token, |m| {
             on(m, pipelines::start)
@@ -113,6 +118,7 @@ pub(crate) const API_ROUTES: &[ApiRoute] = {
 /// |---|---|
 /// | `POST /hooks/github` | `X-Hub-Signature-256` |
 /// | `GET /healthz`, `GET /metrics` | none |
+/// | `GET /api/v1/openapi.yaml` (this API's OpenAPI document) | none |
 /// | `GET /api/v1/pipelines` | none |
 /// | `POST /api/v1/pipelines/{name}/executions` | `Bearer` token |
 /// | `GET /api/v1/executions[?pipeline=&limit=]` | none |
