@@ -6,4 +6,5 @@ pub(crate) mod executions;
 pub(crate) mod health;
 pub(crate) mod hooks;
 pub(crate) mod logs;
+pub(crate) mod openapi;
 pub(crate) mod pipelines;
