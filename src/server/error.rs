@@ -49,6 +49,12 @@ pub enum ApiError {
         /// What was wrong.
         reason: String,
     },
+    /// A request body that is not what the route takes.
+    #[error("read the body: {reason}")]
+    BadBody {
+        /// What was wrong.
+        reason: String,
+    },
     /// The start queue is full; try again later.
     #[error("queue the execution: the queue of pipeline {pipeline} is full")]
     QueueFull {
@@ -103,9 +109,10 @@ impl ApiError {
             ApiError::Webhook(error) => {
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            ApiError::MissingEvent | ApiError::ReadBody(_) | ApiError::BadQuery { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MissingEvent
+            | ApiError::ReadBody(_)
+            | ApiError::BadQuery { .. }
+            | ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::Ended { .. } | ApiError::RetryConflict { .. } => StatusCode::CONFLICT,
             ApiError::WebhooksDisabled | ApiError::QueueFull { .. } | ApiError::ControlDisabled => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -71,12 +71,28 @@ pub(crate) async fn cancel(
     ))
 }
 
+/// A JSON body of type `T`; an empty one (or only whitespace) is `T::default()`, whatever the
+/// content type says.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::BadBody {
+        reason: format!("the body is not {what}: {error}"),
+    })
+}
+
 /// Answers an approval action; 202 once the answer is written.
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Path((execution_id, stage_name, action)): Path<(String, String, String)>,
-    body: Option<Json<Answer>>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Read whatever the content type says: a rejection must never pass for an approval.
+    let answer: Answer = json_body(&body, "an approval answer")?;
     let data_dir = running(&state, &execution_id).await?;
     if !requests::is_safe_name(&stage_name) || !requests::is_safe_name(&action) {
         return Err(ApiError::NotFound {
@@ -84,7 +100,6 @@ pub(crate) async fn approve(
             id: format!("{stage_name}/{action}"),
         });
     }
-    let answer = body.map(|Json(answer)| answer).unwrap_or_default();
     let text = requests::approval_answer(answer.reject.as_deref());
     written(
         &requests::approval_file(&data_dir, &execution_id, &stage_name, &action),
@@ -107,14 +122,7 @@ pub(crate) async fn retry(
     Query(query): Query<RetryOptions>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // An empty body is no body, whatever its content type says.
-    let body: RetryOptions = if body.iter().all(u8::is_ascii_whitespace) {
-        RetryOptions::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|error| ApiError::BadQuery {
-            reason: format!("the body is not a retry request: {error}"),
-        })?
-    };
+    let body: RetryOptions = json_body(&body, "a retry request")?;
     let mode = retry_mode(body.mode.or(query.mode).as_deref())?;
     if !requests::is_safe_name(&execution_id) {
         return Err(ApiError::NotFound {
@@ -208,6 +216,23 @@ mod tests {
             fs_err::read_to_string(requests::approval_file(&data, "e1", "gate", "approve"))
                 .unwrap();
         assert_eq!(answer, "rejected: no");
+        // Without a content type the rejection is still read, never taken for an approval.
+        let bare = Request::post(uri)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(r#"{"reject": "still no"}"#))
+            .unwrap();
+        let (status, text) = send(&state, bare).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+        let answer =
+            fs_err::read_to_string(requests::approval_file(&data, "e1", "gate", "approve"))
+                .unwrap();
+        assert_eq!(answer, "rejected: still no");
+        let (status, text) = send(&state, post(uri, Some(TOKEN), "reject")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(
+            text.contains("the body is not an approval answer"),
+            "{text}"
+        );
         let (status, _) = send(
             &state,
             post("/api/v1/executions/nope/cancel", Some(TOKEN), ""),
