@@ -93,7 +93,7 @@ first_start_after() { # $1: ns timestamp; prints ns of the first container start
   timeout 60 docker events --since "$since" --filter event=start --filter label=runner.execution \
     --format '{{.TimeNano}}' | while read -r t; do
       if [ "$t" -ge "$1" ]; then echo "$t"; break; fi
-    done
+    done || true  # docker events ends on SIGPIPE or the timeout
 }
 hook_runs=(); poll_runs=(); base_runs=()
 for round in $(seq "$rounds"); do
@@ -106,7 +106,8 @@ for round in $(seq "$rounds"); do
   curl -s -o /dev/null -X POST "http://$address/hooks/github" -H 'X-GitHub-Event: push' \
     -H "X-GitHub-Delivery: bench-$round-$sent" -H "X-Hub-Signature-256: sha256=$signature" \
     -H 'Content-Type: application/json' --data "$body"
-  wait "$watcher"
+  wait "$watcher" || true
+  [ -s "$work/started" ] || { echo "no container started after the webhook" >&2; cat "$work/serve.log" >&2; exit 1; }
   hook_runs+=("$(( ($(cat "$work/started") - sent) / 1000000 ))")
   sleep 2
 
@@ -122,7 +123,8 @@ for round in $(seq "$rounds"); do
   first_start_after "$sent" > "$work/started" &
   watcher=$!
   push_commit polled "poll-$round" > /dev/null
-  wait "$watcher"
+  wait "$watcher" || true
+  [ -s "$work/started" ] || { echo "no container started after the push" >&2; exit 1; }
   poll_runs+=("$(( ($(cat "$work/started") - sent) / 1000000 ))")
   sleep 3
 done

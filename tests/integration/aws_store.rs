@@ -3,35 +3,8 @@
 
 use std::process::Command;
 
+use crate::support::aws::{aws, moto, unique};
 use crate::support::pipeline::Pipeline;
-
-/// The AWS CLI from the moto venv `.ci/moto.sh` sets up.
-fn aws(args: &[&str]) -> String {
-    let venv =
-        std::env::var("RUNNER_CI_VENV").unwrap_or_else(|_| "/var/cache/runner-ci/venv".into());
-    let output = Command::new(format!("{venv}/bin/aws"))
-        .args(args)
-        .output()
-        .expect("run the AWS CLI from the moto venv");
-    assert!(
-        output.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Whether moto is configured; prints why the test is skipped when it is not.
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn moto() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
-    if !configured {
-        eprintln!(
-            "skipped: AWS_ENDPOINT_URL is not set (run `eval \"$(bash .ci/moto.sh)\"` for moto)"
-        );
-    }
-    configured
-}
 
 /// A new KMS key and bucket, and the bundled example pipeline storing its artifacts there
 /// under `prefix`; returns the pipeline, the bucket and the key id.
@@ -44,7 +17,7 @@ fn example_on_s3(prefix: Option<&str>) -> (Pipeline, String, String) {
         "--output",
         "text",
     ]);
-    let bucket = format!("runner-test-{}", &uuid_like()[..12]);
+    let bucket = format!("runner-test-{}", unique());
     aws(&["s3api", "create-bucket", "--bucket", &bucket]);
     let prefix = prefix.map_or_else(String::new, |p| format!("  prefix: {p}\n"));
     let store =
@@ -143,14 +116,4 @@ fn p14_example_pipeline_with_an_s3_kms_artifact_store() {
         !pipeline.data().join("artifacts/objects").exists()
             || pipeline.artifact_objects().is_empty()
     );
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos()
-    )
 }

@@ -3,47 +3,8 @@
 //! of the same source updates no function and uploads no object; a function whose role does not
 //! exist fails the action with a message that names the role.
 
-use std::process::Command;
-
+use crate::support::aws::{aws, moto, unique};
 use crate::support::pipeline::{Pipeline, SRC};
-
-/// The AWS CLI from the moto venv `.ci/moto.sh` sets up.
-#[track_caller]
-fn aws(args: &[&str]) -> String {
-    let venv =
-        std::env::var("RUNNER_CI_VENV").unwrap_or_else(|_| "/var/cache/runner-ci/venv".into());
-    let output = Command::new(format!("{venv}/bin/aws"))
-        .args(args)
-        .output()
-        .expect("run the AWS CLI from the moto venv");
-    assert!(
-        output.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Whether moto is configured; prints why the test is skipped when it is not.
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn moto() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
-    if !configured {
-        eprintln!(
-            "skipped: AWS_ENDPOINT_URL is not set (run `eval \"$(bash .ci/moto.sh)\"` for moto)"
-        );
-    }
-    configured
-}
-
-/// A suffix that keeps names of this test apart from earlier runs against the same moto.
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}", nanos % (1 << 40))
-}
 
 /// An IAM role Lambda may assume; returns its ARN.
 fn lambda_role(name: &str) -> String {

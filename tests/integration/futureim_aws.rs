@@ -13,6 +13,7 @@ use std::process::Command;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
+use crate::support::aws::{aws, aws_json, moto};
 use crate::support::pipeline::{Exited, Pipeline, copy_tree};
 use crate::support::{repo_root, runner_bin};
 
@@ -24,43 +25,6 @@ const AI_FUNCTIONS: [&str; 5] = [
     "forecasting",
     "chatbot",
 ];
-
-/// The AWS CLI from the moto venv `.ci/moto.sh` sets up; returns its stdout, trimmed.
-#[track_caller]
-fn aws(args: &[&str]) -> String {
-    let venv =
-        std::env::var("RUNNER_CI_VENV").unwrap_or_else(|_| "/var/cache/runner-ci/venv".into());
-    let output = Command::new(format!("{venv}/bin/aws"))
-        .args(args)
-        .output()
-        .expect("run the AWS CLI from the moto venv");
-    assert!(
-        output.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// `aws ... --output json`, parsed.
-#[track_caller]
-fn aws_json(args: &[&str]) -> serde_json::Value {
-    let mut args = args.to_vec();
-    args.extend(["--output", "json"]);
-    serde_json::from_str(&aws(&args)).expect("AWS CLI JSON")
-}
-
-/// Whether moto is configured; prints why the test is skipped when it is not.
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn moto() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
-    if !configured {
-        eprintln!(
-            "skipped: AWS_ENDPOINT_URL is not set (run `eval \"$(bash .ci/moto.sh)\"` for moto)"
-        );
-    }
-    configured
-}
 
 fn fixture() -> PathBuf {
     repo_root().join("tests/fixtures/repos/futureim")

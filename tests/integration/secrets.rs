@@ -7,47 +7,9 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
+use crate::support::aws::{aws, moto, unique};
 use crate::support::pipeline::{Pipeline, SRC};
 use crate::support::{Build, Ran};
-
-/// The AWS CLI from the moto venv `.ci/moto.sh` sets up.
-fn aws(args: &[&str]) -> String {
-    let venv =
-        std::env::var("RUNNER_CI_VENV").unwrap_or_else(|_| "/var/cache/runner-ci/venv".into());
-    let output = Command::new(format!("{venv}/bin/aws"))
-        .args(args)
-        .output()
-        .expect("run the AWS CLI from the moto venv");
-    assert!(
-        output.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// Whether moto is configured; says why the test is skipped when it is not.
-#[expect(clippy::print_stderr, reason = "a skipped test says why")]
-fn moto() -> bool {
-    let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
-    if !configured {
-        eprintln!(
-            "skipped: AWS_ENDPOINT_URL is not set (run `eval \"$(bash .ci/moto.sh)\"` for moto)"
-        );
-    }
-    configured
-}
-
-/// A name no other test run uses.
-fn unique() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos()
-    )
-}
 
 fn put_parameter(name: &str, value: &str) {
     aws(&[

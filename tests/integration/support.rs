@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// `runner run`, `retry`, `status --json` and friends on a temporary pipeline.
+#[cfg(feature = "aws-tests")]
+pub mod aws;
 pub mod pipeline;
 
 /// The local test image (runners/test), built offline by `.ci/run`.
