@@ -17,10 +17,13 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 use crate::artifacts::{ArtifactError, Sha256Hex, io_error};
 use crate::aws::{NewObject, S3Client};
 
-/// Largest object sent in one `PutObject`, and the usual part size above it.
+/// Largest object sent in one `PutObject`.
 pub(super) const PART_SIZE: usize = 16 * 1024 * 1024;
-/// Parts uploading at once (the AWS CLI's default is 10 of 8 MiB).
-const PARTS_IN_FLIGHT: usize = 4;
+/// The usual part of a multipart upload (the AWS CLI's default too).
+const MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploading at once (the AWS CLI's default is 10 of 8 MiB); memory stays at this many
+/// parts.
+const PARTS_IN_FLIGHT: usize = 8;
 /// S3's limit on the number of parts in one upload.
 const MAX_PARTS: u64 = 10_000;
 
@@ -114,12 +117,12 @@ async fn send_parts(
     Ok(parts)
 }
 
-/// The part size for an object of `len` bytes: [`PART_SIZE`], or more to stay within
+/// The part size for an object of `len` bytes: [`MULTIPART_PART_SIZE`], or more to stay within
 /// [`MAX_PARTS`] parts, rounded up to whole MiB.
 fn part_size(len: u64) -> usize {
     const MIB: u64 = 1024 * 1024;
     let needed = len.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    usize::try_from(needed).map_or(usize::MAX, |needed| needed.max(PART_SIZE))
+    usize::try_from(needed).map_or(usize::MAX, |needed| needed.max(MULTIPART_PART_SIZE))
 }
 
 /// Reads up to `size` bytes, fewer only at the end of the input.
@@ -220,10 +223,11 @@ mod tests {
 
     #[test]
     fn part_size_grows_only_past_ten_thousand_parts() {
-        assert_eq!(part_size(40 * 1024 * 1024), PART_SIZE);
-        assert_eq!(part_size(10_000 * PART_SIZE as u64), PART_SIZE);
-        let huge = 10_000 * PART_SIZE as u64 + 1;
-        assert_eq!(part_size(huge), PART_SIZE + 1024 * 1024);
+        let part = MULTIPART_PART_SIZE;
+        assert_eq!(part_size(40 * 1024 * 1024), part);
+        assert_eq!(part_size(10_000 * part as u64), part);
+        let huge = 10_000 * part as u64 + 1;
+        assert_eq!(part_size(huge), part + 1024 * 1024);
         assert!(huge.div_ceil(part_size(huge) as u64) <= MAX_PARTS);
     }
 }
