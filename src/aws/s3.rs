@@ -72,8 +72,14 @@ impl S3Client {
     /// A client for `config`; path-style addressing when an endpoint override is set, since
     /// moto and other local servers do not resolve `<bucket>.<host>` names.
     pub fn new(config: &AwsConfig) -> Self {
+        // The store names every object by the SHA-256 of its plaintext and checks it on every
+        // read, so the SDK's own per-request checksums (CRC32 trailers by default) are
+        // switched off where S3 does not require them.
         let s3_config = aws_sdk_s3::config::Builder::from(config.sdk())
             .force_path_style(config.endpoint_url().is_some())
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3_config),
