@@ -107,23 +107,8 @@ fn signed_webhook_starts_the_pipeline_and_bad_or_repeated_ones_start_nothing() {
     let secret_file = root.path().join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
     let secret_arg = secret_file.display().to_string();
-    let mut serve = pipeline.spawn([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--pipeline",
-        "{pipeline}",
-        "--webhook-secret-file",
-        secret_arg.as_str(),
-    ]);
-    serve.wait_for("==> listening on http://", Duration::from_secs(120));
-    let stdout = serve.stdout();
-    let address = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("==> listening on http://"))
-        .expect("address")
-        .trim()
-        .to_owned();
+    let (mut serve, address) =
+        serve_on_loopback(&pipeline, &["--webhook-secret-file", &secret_arg]);
 
     let before = git(&work, &["rev-parse", "HEAD"]);
     std::fs::write(work.join("msg.txt"), "two\n").expect("write");
@@ -213,23 +198,7 @@ fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<Run>, Vec<String>) {
     let secret_file = root.path().join("secret");
     std::fs::write(&secret_file, SECRET).expect("write");
     let secret_arg = secret_file.display().to_string();
-    let mut serve = pipeline.spawn([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--pipeline",
-        "{pipeline}",
-        "--webhook-secret-file",
-        secret_arg.as_str(),
-    ]);
-    serve.wait_for("==> listening on http://", Duration::from_secs(120));
-    let address = serve
-        .stdout()
-        .lines()
-        .find_map(|line| line.strip_prefix("==> listening on http://"))
-        .expect("address")
-        .trim()
-        .to_owned();
+    let (serve, address) = serve_on_loopback(&pipeline, &["--webhook-secret-file", &secret_arg]);
     for (index, pair) in commits.windows(2).enumerate() {
         let body = push_body(&pair[0], &pair[1]);
         let (status, text) = deliver(&address, &body, &format!("d{index}"), Some(&sign(&body)));
@@ -329,15 +298,25 @@ pub(crate) fn serve_with_token(pipeline: &Pipeline) -> (crate::support::pipeline
     let token_file = pipeline.pipeline_file().with_file_name("api-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write");
     let token_arg = token_file.display().to_string();
-    let mut serve = pipeline.spawn([
+    serve_on_loopback(pipeline, &["--api-token-file", &token_arg])
+}
+
+/// `runner serve --pipeline <pipeline>` on a free loopback port with `extra` arguments, once it
+/// listens; returns the process and `host:port`.
+#[track_caller]
+fn serve_on_loopback(
+    pipeline: &Pipeline,
+    extra: &[&str],
+) -> (crate::support::pipeline::Running, String) {
+    let mut args = vec![
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--pipeline",
         "{pipeline}",
-        "--api-token-file",
-        token_arg.as_str(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut serve = pipeline.spawn(args);
     serve.wait_for("==> listening on http://", Duration::from_secs(120));
     let address = serve
         .stdout()
