@@ -101,6 +101,23 @@ impl Fixture {
         path
     }
 
+    /// `HeadObject` of the object for `reference`.
+    async fn head(
+        &self,
+        store: &S3ArtifactStore,
+        reference: &ArtifactRef,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.aws
+            .s3()
+            .sdk()
+            .head_object()
+            .bucket(&self.bucket)
+            .key(store.object_key(&reference.digest))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The stored bytes of the object for `reference`, as S3 returns them.
     async fn raw_object(&self, store: &S3ArtifactStore, reference: &ArtifactRef) -> Vec<u8> {
         let output = self
@@ -166,16 +183,7 @@ async fn sse_kms_round_trip_records_the_pipeline_key() {
     let key = store.object_key(&reference.digest);
     assert_eq!(key, format!("pipelines/demo/{}", reference.digest));
 
-    let head = fixture
-        .aws
-        .s3()
-        .sdk()
-        .head_object()
-        .bucket(&fixture.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = fixture.head(&store, &reference).await;
     assert_eq!(
         head.server_side_encryption(),
         Some(&ServerSideEncryption::AwsKms)
@@ -220,16 +228,7 @@ async fn forty_mib_file_goes_multipart_and_round_trips() {
         let store = fixture.store(encryption).await;
         let reference = store.put(&source).await.unwrap();
         assert_eq!(reference.size, content.len() as u64);
-        let head = fixture
-            .aws
-            .s3()
-            .sdk()
-            .head_object()
-            .bucket(&fixture.bucket)
-            .key(store.object_key(&reference.digest))
-            .send()
-            .await
-            .unwrap();
+        let head = fixture.head(&store, &reference).await;
         // A multipart ETag ends in `-<number of parts>`: parts of 8 MiB (the envelope adds a
         // little, so it may need one more).
         let size = u64::try_from(head.content_length().unwrap()).unwrap();
