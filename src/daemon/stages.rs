@@ -1,19 +1,16 @@
 //! Who may enter which stage, per pipeline (P20–P22): [`StageScheduler`] is a synchronous state
-//! machine fed [`ScheduleEvent`]s that answers with [`Command`]s. Before it, [`Debouncer`] merges
-//! triggers per `(pipeline, ref)` and [`RecentDeliveries`] drops redelivered webhooks.
+//! machine fed [`ScheduleEvent`]s that answers with [`Command`]s. [`super::locks`] drives it
+//! for `runner serve`.
 //!
-//! Nothing here reads a clock or spawns a task: time comes in as milliseconds, so the service
-//! loop owns the timers and these types stay unit-testable.
+//! R1 (a stage works on one execution at a time) holds in SUPERSEDED and QUEUED mode; R2 (the
+//! others wait in front of it) as a FIFO line; R3 (in SUPERSEDED mode only the newest waits) by
+//! superseding the older arrival. Nothing here reads a clock or spawns a task, so it stays
+//! unit-testable: the E13 scenario runs here as a simulation.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::time::Duration;
 
 use crate::pipeline::ExecutionMode;
-
-/// How many delivery ids [`RecentDeliveries`] remembers by default. GitHub redelivers within
-/// minutes (or when someone presses "Redeliver"), far fewer deliveries than this apart.
-pub const DEFAULT_REMEMBERED_DELIVERIES: usize = 1024;
 
 /// Something that happened to an execution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +26,22 @@ pub enum ScheduleEvent<E> {
     },
     /// An execution succeeded in a stage and moves on to the next one.
     StageFinished {
+        /// The execution.
+        execution: E,
+        /// The stage's index.
+        stage: usize,
+    },
+    /// An execution reached the front of a stage (a repeat for one it waits for or is in does
+    /// nothing).
+    Arrived {
+        /// The execution.
+        execution: E,
+        /// The stage's index.
+        stage: usize,
+    },
+    /// An execution is done with a stage (finished, skipped or stopped in it) without moving on
+    /// by itself; leaving a stage it never reached does nothing.
+    Left {
         /// The execution.
         execution: E,
         /// The stage's index.
@@ -54,6 +67,8 @@ pub enum Command<E> {
         execution: E,
         /// The stage it was waiting for.
         stage: usize,
+        /// The newer execution that replaced it.
+        by: E,
     },
 }
 
@@ -133,6 +148,24 @@ impl<E: Clone + Eq + fmt::Display + fmt::Debug> StageScheduler<E> {
                 self.arrive(execution, stage + 1, &mut commands);
                 self.admit(stage, &mut commands);
             }
+            ScheduleEvent::Arrived { execution, stage } => {
+                let known = self.stages.get(stage).is_some_and(|state| {
+                    state.running.contains(&execution) || state.waiting.contains(&execution)
+                });
+                if !known {
+                    self.arrive(execution, stage, &mut commands);
+                }
+            }
+            ScheduleEvent::Left { execution, stage } => {
+                if let Some(state) = self.stages.get_mut(stage) {
+                    state.waiting.retain(|held| *held != execution);
+                    let before = state.running.len();
+                    state.running.retain(|held| *held != execution);
+                    if state.running.len() != before {
+                        self.admit(stage, &mut commands);
+                    }
+                }
+            }
             ScheduleEvent::ExecutionFinished(execution) => {
                 // Unknown executions are fine: one that finished its last stage or was
                 // superseded is already gone.
@@ -195,6 +228,7 @@ impl<E: Clone + Eq + fmt::Display + fmt::Debug> StageScheduler<E> {
                 commands.push(Command::Supersede {
                     execution: older,
                     stage,
+                    by: execution.clone(),
                 });
             }
         }
@@ -216,162 +250,11 @@ impl<E: Clone + Eq + fmt::Display + fmt::Debug> StageScheduler<E> {
     }
 }
 
-/// What the [`Debouncer`] merges on: one pipeline's ref.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TriggerKey {
-    /// The pipeline's name.
-    pub pipeline: String,
-    /// The full ref (`refs/heads/main`), or a PR's `pull/<n>`.
-    pub git_ref: String,
-}
-
-/// A trigger whose quiet period is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueTrigger<T> {
-    /// Its key.
-    pub key: TriggerKey,
-    /// The newest trigger for the key.
-    pub trigger: T,
-    /// How many triggers it stands for (1 when none was merged).
-    pub merged: usize,
-}
-
-/// Merges triggers for the same key that arrive within `window` of each other into the newest
-/// one, released `window` after the last; a steady stream is released at the latest
-/// `max_delay` after its first trigger, so it cannot starve.
-#[derive(Debug, Clone)]
-pub struct Debouncer<T> {
-    window_ms: u64,
-    max_delay_ms: u64,
-    pending: BTreeMap<TriggerKey, Pending<T>>,
-}
-
-#[derive(Debug, Clone)]
-struct Pending<T> {
-    trigger: T,
-    first_ms: u64,
-    due_ms: u64,
-    merged: usize,
-}
-
-impl<T> Debouncer<T> {
-    /// A debouncer; `max_delay` below `window` is raised to it.
-    pub fn new(window: Duration, max_delay: Duration) -> Self {
-        let window_ms = millis(window);
-        Debouncer {
-            window_ms,
-            max_delay_ms: millis(max_delay).max(window_ms),
-            pending: BTreeMap::new(),
-        }
-    }
-
-    /// Records a trigger that arrived at `now_ms`, replacing an older pending one for its key.
-    pub fn push(&mut self, key: TriggerKey, trigger: T, now_ms: u64) {
-        let due_ms = now_ms.saturating_add(self.window_ms);
-        if let Some(pending) = self.pending.get_mut(&key) {
-            pending.trigger = trigger;
-            pending.merged += 1;
-            pending.due_ms = due_ms.min(pending.first_ms.saturating_add(self.max_delay_ms));
-        } else {
-            let pending = Pending {
-                trigger,
-                first_ms: now_ms,
-                due_ms,
-                merged: 1,
-            };
-            self.pending.insert(key, pending);
-        }
-    }
-
-    /// Removes and returns the triggers due at `now_ms`, earliest first.
-    pub fn take_due(&mut self, now_ms: u64) -> Vec<DueTrigger<T>> {
-        let due_keys: Vec<TriggerKey> = self
-            .pending
-            .iter()
-            .filter(|(_, pending)| pending.due_ms <= now_ms)
-            .map(|(key, _)| key.clone())
-            .collect();
-        let mut due: Vec<(u64, DueTrigger<T>)> = due_keys
-            .into_iter()
-            .filter_map(|key| {
-                let pending = self.pending.remove(&key)?;
-                let trigger = DueTrigger {
-                    key,
-                    trigger: pending.trigger,
-                    merged: pending.merged,
-                };
-                Some((pending.due_ms, trigger))
-            })
-            .collect();
-        due.sort_by_key(|(due_ms, _)| *due_ms);
-        due.into_iter().map(|(_, trigger)| trigger).collect()
-    }
-
-    /// When the next trigger is due, for the service loop's timer; `None` when none is pending.
-    pub fn next_due(&self) -> Option<u64> {
-        self.pending.values().map(|pending| pending.due_ms).min()
-    }
-
-    /// How many keys have a trigger pending.
-    pub fn len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Whether no trigger is pending.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-}
-
-/// The ids of recent webhook deliveries (`X-GitHub-Delivery`), to drop redeliveries; it
-/// remembers a bounded number, forgetting the oldest first.
-#[derive(Debug, Clone)]
-pub struct RecentDeliveries {
-    capacity: usize,
-    ids: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl RecentDeliveries {
-    /// Remembers up to `capacity` ids (at least one).
-    pub fn new(capacity: usize) -> Self {
-        RecentDeliveries {
-            capacity: capacity.max(1),
-            ids: HashSet::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Whether `delivery_id` was seen before; a new id is remembered.
-    pub fn seen(&mut self, delivery_id: &str) -> bool {
-        if self.ids.contains(delivery_id) {
-            return true;
-        }
-        if self.order.len() == self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.ids.remove(&oldest);
-            }
-        }
-        self.ids.insert(delivery_id.to_owned());
-        self.order.push_back(delivery_id.to_owned());
-        false
-    }
-}
-
-impl Default for RecentDeliveries {
-    fn default() -> Self {
-        RecentDeliveries::new(DEFAULT_REMEMBERED_DELIVERIES)
-    }
-}
-
-/// A duration in whole milliseconds, saturating.
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use test_case::test_case;
+
+    use std::collections::BTreeMap;
 
     use super::*;
 
@@ -407,7 +290,10 @@ mod tests {
                         schedule(&mut queue, now, ScheduleEvent::ExecutionFinished(execution));
                     }
                 }
-                ScheduleEvent::StageEntered { .. } | ScheduleEvent::ExecutionFinished(_) => {}
+                ScheduleEvent::StageEntered { .. }
+                | ScheduleEvent::Arrived { .. }
+                | ScheduleEvent::Left { .. }
+                | ScheduleEvent::ExecutionFinished(_) => {}
             }
             for command in scheduler.handle(event).unwrap() {
                 match command {
@@ -425,7 +311,9 @@ mod tests {
                             ScheduleEvent::StageFinished { execution, stage },
                         );
                     }
-                    Command::Supersede { execution, stage } => log.push(format!(
+                    Command::Supersede {
+                        execution, stage, ..
+                    } => log.push(format!(
                         "{now} {execution} superseded in front of {}",
                         E13_STAGES[stage].0
                     )),
@@ -562,7 +450,8 @@ mod tests {
             scheduler.handle(ScheduleEvent::Triggered(3)).unwrap(),
             [Command::Supersede {
                 execution: 2,
-                stage: 0
+                stage: 0,
+                by: 3
             }]
         );
         assert_eq!(scheduler.waiting(0), [&3]);
@@ -624,74 +513,5 @@ mod tests {
         scheduler.handle(ScheduleEvent::Triggered("a")).unwrap();
         scheduler.handle(ScheduleEvent::Triggered("b")).unwrap();
         assert_eq!(scheduler.handle(event).unwrap_err().to_string(), message);
-    }
-
-    fn key(pipeline: &str, git_ref: &str) -> TriggerKey {
-        TriggerKey {
-            pipeline: pipeline.to_owned(),
-            git_ref: git_ref.to_owned(),
-        }
-    }
-
-    #[test]
-    fn debouncer_merges_a_burst_into_the_newest() {
-        let mut debouncer = Debouncer::new(Duration::from_secs(2), Duration::from_secs(30));
-        debouncer.push(key("app", "refs/heads/main"), "c1", 0);
-        debouncer.push(key("app", "refs/heads/main"), "c2", 1000);
-        debouncer.push(key("app", "refs/heads/dev"), "d1", 1500);
-        debouncer.push(key("app", "refs/heads/main"), "c3", 2000);
-        assert_eq!(debouncer.len(), 2);
-        assert_eq!(debouncer.next_due(), Some(3500));
-        assert_eq!(debouncer.take_due(3499), []);
-        assert_eq!(
-            debouncer.take_due(3500),
-            [DueTrigger {
-                key: key("app", "refs/heads/dev"),
-                trigger: "d1",
-                merged: 1
-            }]
-        );
-        assert_eq!(
-            debouncer.take_due(4000),
-            [DueTrigger {
-                key: key("app", "refs/heads/main"),
-                trigger: "c3",
-                merged: 3
-            }]
-        );
-        assert!(debouncer.is_empty());
-        assert_eq!(debouncer.next_due(), None);
-    }
-
-    #[test]
-    fn debouncer_releases_a_steady_stream_after_max_delay() {
-        let mut debouncer = Debouncer::new(Duration::from_secs(2), Duration::from_secs(5));
-        for (index, now) in [0, 1500, 3000, 4500].into_iter().enumerate() {
-            debouncer.push(key("app", "refs/heads/main"), index, now);
-        }
-        assert_eq!(debouncer.next_due(), Some(5000));
-        let due = debouncer.take_due(5000);
-        assert_eq!((due[0].trigger, due[0].merged), (3, 4));
-    }
-
-    #[test]
-    fn debouncer_with_zero_window_releases_at_once() {
-        let mut debouncer = Debouncer::new(Duration::ZERO, Duration::ZERO);
-        debouncer.push(key("app", "refs/tags/v1"), (), 7);
-        assert_eq!(debouncer.take_due(7).len(), 1);
-    }
-
-    #[test]
-    fn deliveries_are_deduplicated_with_bounded_memory() {
-        let mut deliveries = RecentDeliveries::new(2);
-        assert!(!deliveries.seen("d1"));
-        assert!(deliveries.seen("d1"));
-        assert!(!deliveries.seen("d2"));
-        assert!(!deliveries.seen("d3"));
-        // d1 was forgotten to make room for d3.
-        assert!(!deliveries.seen("d1"));
-        assert!(deliveries.seen("d3"));
-        assert_eq!(deliveries.order.len(), 2);
-        assert_eq!(deliveries.ids.len(), 2);
     }
 }
