@@ -29,6 +29,8 @@ pub(crate) struct Recorder {
     stage_attempts: HashMap<usize, u32>,
     actions: HashMap<ActionId, (ActionRunId, fs_err::File)>,
     started: HashMap<ActionId, chrono::DateTime<chrono::Utc>>,
+    /// Why the execution was superseded, for its summary.
+    superseded: Option<String>,
     quiet: bool,
 }
 
@@ -50,6 +52,7 @@ impl Recorder {
             stage_attempts: HashMap::new(),
             actions: HashMap::new(),
             started: HashMap::new(),
+            superseded: None,
             quiet: false,
         }
     }
@@ -196,6 +199,16 @@ impl Recorder {
         at: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<()> {
         let Some((run, _file)) = self.actions.remove(&action) else {
+            // It never started: stopped or superseded while it waited.
+            let reason = outcome.error.unwrap_or_default();
+            println!(
+                "==> {} {}: {reason}",
+                self.name(action),
+                outcome.status.as_str()
+            );
+            if outcome.status == ActionStatus::Superseded {
+                self.superseded.get_or_insert(reason);
+            }
             return Ok(());
         };
         let status = match outcome.status {
@@ -316,8 +329,12 @@ impl Recorder {
             RunStatus::Stopped => ExecutionStatus::Stopped,
             RunStatus::Superseded => ExecutionStatus::Superseded,
         };
+        let summary = self
+            .superseded
+            .take()
+            .filter(|_| status == ExecutionStatus::Superseded);
         self.store
-            .set_execution_status(&self.execution, status, None, at)
+            .set_execution_status(&self.execution, status, summary, at)
             .await
             .context("record the end of the execution")?;
         Ok(())

@@ -15,7 +15,7 @@ use tracing::{Instrument as _, info_span};
 use super::dispatcher::Inputs;
 use super::event::{ActionOutcome, ActionOutputs, ActionStatus, RunEvent, RunEventKind};
 use super::inputs;
-use super::{Approval, Context, Transition};
+use super::{Approval, Context};
 use crate::artifacts::ArtifactStore;
 use crate::build::{self, BuildIdentity, BuildRequest, EnvLayers, LogSink, Status};
 use crate::buildspec;
@@ -40,26 +40,6 @@ where
     };
     let span = info_span!("action", action = %pipeline.qualified_name(id));
     async move {
-        // P18: an execution waits in front of a disabled transition, before the stage's actions.
-        let stage = &pipeline.stages[id.stage].name;
-        let run = &context.request.run_id;
-        let mode = pipeline.execution_mode;
-        tokio::select! {
-            transition = context.approvals.transition(run, &pipeline.name, mode, stage) => {
-                if let Transition::Superseded(reason) = transition {
-                    return ActionOutcome {
-                        status: ActionStatus::Superseded,
-                        ..ActionOutcome::failed(reason)
-                    };
-                }
-            }
-            () = cancel.cancelled() => {
-                return ActionOutcome {
-                    status: ActionStatus::Stopped,
-                    ..ActionOutcome::failed("stopped while the transition was disabled")
-                };
-            }
-        }
         match &action.kind {
             ActionKind::Build(build) => run_build(context, id, build, &inputs, cancel).await,
             ActionKind::LambdaDeploy(deploy) => {

@@ -9,6 +9,7 @@ mod action;
 mod conditions;
 mod deploy;
 mod dispatcher;
+mod entry;
 mod event;
 mod inputs;
 mod limits;
@@ -71,6 +72,12 @@ pub trait ApprovalGate: Send + Sync {
     ) -> BoxFuture<'static, Transition> {
         let _ = (run, pipeline, mode, stage);
         Box::pin(std::future::ready(Transition::Continue))
+    }
+
+    /// The execution `run` is done with stage `stage` (its index): it ended there, one way or
+    /// another. Whoever locks stages releases the lock here (P20 R1).
+    fn left_stage(&self, run: &RunId, stage: usize) {
+        let _ = (run, stage);
     }
 }
 
@@ -145,6 +152,8 @@ struct Context<E, S> {
     approvals: Arc<dyn ApprovalGate>,
     request: ExecutionRequest,
     events: mpsc::UnboundedSender<RunEvent>,
+    /// Stage starts held until the stage's gate opens.
+    held_starts: Arc<entry::HeldStarts>,
 }
 
 /// How an execution ended.
@@ -154,6 +163,42 @@ pub struct RunEnd {
     pub status: RunStatus,
     /// A stage a condition asked to roll back (P41, P42); the caller starts the rollback.
     pub rollback: Option<usize>,
+}
+
+/// The token that stops the run: cancelled with `cancel`, or when `timeout` runs out.
+fn stop_token(
+    cancel: &CancellationToken,
+    timeout: Option<std::time::Duration>,
+) -> CancellationToken {
+    let stop = cancel.child_token();
+    if let Some(timeout) = timeout {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            stop.cancel();
+        });
+    }
+    stop
+}
+
+/// What a finished job says: its action, outcome and end time. A job that panicked still
+/// ends its action, as a failure that names it.
+fn joined_outcome(
+    joined: Result<(tokio::task::Id, (ActionOutcome, DateTime<Utc>)), tokio::task::JoinError>,
+    job_actions: &mut std::collections::HashMap<tokio::task::Id, ActionId>,
+) -> Option<(ActionId, ActionOutcome, DateTime<Utc>)> {
+    let (id, (outcome, ended)) = match joined {
+        Ok((task, result)) => (job_actions.remove(&task), result),
+        Err(error) => {
+            warn!(error = %error, "an action task ended abnormally");
+            let message = format!("the action's task ended abnormally: {error}");
+            (
+                job_actions.remove(&error.id()),
+                (ActionOutcome::failed(message), Utc::now()),
+            )
+        }
+    };
+    id.map(|id| (id, outcome, ended))
 }
 
 /// Runs the execution to its end and says how it ended. Events go to `events` as they happen.
@@ -179,7 +224,17 @@ where
                 kind,
             });
         };
-        let emit = |kind| emit_at(Utc::now(), kind);
+        let held_starts = Arc::new(entry::HeldStarts::default());
+        let emit = |kind: RunEventKind| {
+            if let RunEventKind::StageFinished { stage, .. } = &kind {
+                approvals.left_stage(&run_id, *stage);
+                if held_starts.never_started(*stage) {
+                    // Superseded or stopped in front of it: the stage was never entered.
+                    return;
+                }
+            }
+            emit_at(Utc::now(), kind);
+        };
         emit(RunEventKind::RunStarted);
         let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed)
             .with_last_stage(request.last_stage)
@@ -188,26 +243,29 @@ where
         let context = Arc::new(Context {
             executor,
             store,
-            approvals,
+            approvals: Arc::clone(&approvals),
             request: request.clone(),
             events: events.clone(),
+            held_starts: Arc::clone(&held_starts),
         });
         let mut jobs: JoinSet<(ActionOutcome, DateTime<Utc>)> = JoinSet::new();
         let mut job_actions = std::collections::HashMap::new();
-        let stop = cancel.child_token();
-        if let Some(timeout) = request.timeout {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                stop.cancel();
-            });
-        }
+        let stop = stop_token(&cancel, request.timeout);
         loop {
             if !stop.is_cancelled() {
-                for id in dispatcher.start_ready() {
-                    for kind in dispatcher.take_stage_events() {
-                        emit(kind);
+                let ready = dispatcher.start_ready();
+                for kind in dispatcher.take_stage_events() {
+                    // A stage with actions to run starts when one passes its gate (`entry`).
+                    match kind {
+                        RunEventKind::StageStarted { stage, .. }
+                            if ready.iter().any(|id| id.stage == stage) =>
+                        {
+                            context.held_starts.hold(stage, kind);
+                        }
+                        kind => emit(kind),
                     }
+                }
+                for id in ready {
                     let inputs = dispatcher.inputs_for(id);
                     let job = run_job(&context, &permits, id, inputs, stop.child_token());
                     job_actions.insert(jobs.spawn(job).id(), id);
@@ -223,19 +281,7 @@ where
             let Some(joined) = next else {
                 break;
             };
-            // A job that panicked still ends its action, as a failure that names it.
-            let (id, (outcome, ended)) = match joined {
-                Ok((task, result)) => (job_actions.remove(&task), result),
-                Err(error) => {
-                    warn!(error = %error, "an action task ended abnormally");
-                    let message = format!("the action's task ended abnormally: {error}");
-                    (
-                        job_actions.remove(&error.id()),
-                        (ActionOutcome::failed(message), Utc::now()),
-                    )
-                }
-            };
-            let Some(id) = id else {
+            let Some((id, outcome, ended)) = joined_outcome(joined, &mut job_actions) else {
                 continue;
             };
             let outcome = limits::enforce(outcome);
@@ -282,6 +328,10 @@ where
     let context = Arc::clone(context);
     let permits = Arc::clone(permits);
     async move {
+        // In front of the stage first: a waiting action holds no permit.
+        if let Err(outcome) = entry::enter(&context, id, &token).await {
+            return (outcome, Utc::now());
+        }
         let _permit = permits.acquire_owned().await;
         if token.is_cancelled() {
             // Stopped while it queued for a permit: no container is started.
