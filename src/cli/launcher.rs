@@ -18,7 +18,8 @@ use tracing::{info, warn};
 use super::retry::{self, RetryRefusal};
 use super::run::Workspace;
 use super::settings::Settings;
-use crate::daemon::scheduler::RecentDeliveries;
+use crate::daemon::intake::RecentDeliveries;
+use crate::daemon::locks::StageLocks;
 use crate::daemon::trigger::{self, Decision, PushEvent};
 use crate::dag::Plan;
 use crate::pipeline::{Pipeline, RepoRef};
@@ -53,6 +54,8 @@ pub(crate) struct PipelineLauncher {
     lanes: Vec<Lane>,
     deliveries: Mutex<RecentDeliveries>,
     retries: Option<Arc<Retries>>,
+    /// The pipelines' stage locks, whose waiting executions count in the queue depth.
+    stage_locks: Vec<Arc<StageLocks>>,
 }
 
 /// Stage retries of `runner serve`: checked one at a time, then run in the background.
@@ -240,6 +243,7 @@ impl PipelineLauncher {
             lanes,
             deliveries: Mutex::new(RecentDeliveries::default()),
             retries: None,
+            stage_locks: Vec::new(),
         };
         (launcher, receivers)
     }
@@ -248,6 +252,12 @@ impl PipelineLauncher {
     #[must_use]
     pub(crate) fn with_retries(mut self, retries: Arc<Retries>) -> Self {
         self.retries = Some(retries);
+        self
+    }
+
+    /// Counts the executions waiting in front of a stage of these `locks` in the queue depth.
+    pub(crate) fn with_stage_locks(mut self, locks: Vec<Arc<StageLocks>>) -> Self {
+        self.stage_locks = locks;
         self
     }
 }
@@ -364,7 +374,9 @@ impl Launcher for PipelineLauncher {
     }
 
     fn queue_depth(&self) -> usize {
-        self.lanes.iter().map(|lane| queued(&lane.queue)).sum()
+        let requests: usize = self.lanes.iter().map(|lane| queued(&lane.queue)).sum();
+        let waiting: usize = self.stage_locks.iter().map(|locks| locks.waiting()).sum();
+        requests + waiting
     }
 
     fn retry(&self, request: RetryRequest) -> BoxFuture<'_, Result<RetryStarted, RetryRefused>> {

@@ -18,6 +18,7 @@ mod run;
 mod serve;
 mod settings;
 mod source_step;
+mod stage_gate;
 mod status;
 mod telemetry;
 mod validate;

@@ -312,6 +312,7 @@ pub(crate) async fn run_prepared(
         request,
         Some((prepared.stage_index, prepared.mode)),
         stop,
+        None,
     )
     .await
 }

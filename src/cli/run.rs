@@ -14,9 +14,11 @@ use super::args::RunArgs;
 use super::recorder::Recorder;
 use super::settings::Settings;
 use super::source_step::{self, SourceOptions};
+use super::stage_gate::LockingGate;
 use crate::artifacts::{
     AnyArtifactStore, LocalArtifactStore, S3ArtifactStore, S3Encryption, S3StoreConfig,
 };
+use crate::daemon::locks::StageLocks;
 use crate::dag::Plan;
 use crate::engine::{
     self, ActionOutputs, BuildCounter, BuildSettings, ExecutionRequest, RunId, RunStatus,
@@ -142,6 +144,8 @@ pub(crate) async fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<O
         trigger: TriggerKind::Manual,
         trigger_detail: std::env::var("USER").unwrap_or_default(),
         stop: None,
+        run_id: None,
+        locks: None,
     };
     start_execution(settings, &workspace, &pipeline, &plan, &options).await
 }
@@ -165,6 +169,11 @@ pub(crate) struct StartOptions {
     /// Stops the execution when cancelled (`runner serve`, after its shutdown grace); `None`:
     /// the first Ctrl-C or SIGTERM does.
     pub(crate) stop: Option<CancellationToken>,
+    /// The execution's id, when the caller chose it (`runner serve`: its stage locks know it).
+    pub(crate) run_id: Option<RunId>,
+    /// The pipeline's stage locks (`runner serve`); the caller already holds the source
+    /// stage's for `run_id`, released here once the source is fetched.
+    pub(crate) locks: Option<Arc<StageLocks>>,
 }
 
 impl StartOptions {
@@ -179,6 +188,8 @@ impl StartOptions {
             trigger,
             trigger_detail: detail,
             stop: None,
+            run_id: None,
+            locks: None,
         }
     }
 }
@@ -203,7 +214,7 @@ pub(crate) async fn start_execution(
         let _turn = workspace.source_turn.lock().await;
         source_step::fetch(pipeline, store.as_ref(), &source).await?
     };
-    let run_id = RunId::generate();
+    let run_id = options.run_id.clone().unwrap_or_else(RunId::generate);
     let execution = ExecutionId::from(run_id.0.as_str());
     workspace
         .store
@@ -231,6 +242,9 @@ pub(crate) async fn start_execution(
         pipeline.name, fetched.revision
     ));
     record_source_stage(&workspace.store, pipeline, &execution, &fetched.outputs).await?;
+    if let Some(locks) = &options.locks {
+        locks.leave(&run_id.0, 0);
+    }
     workspace
         .store
         .set_variables(&execution, PIPELINE_VARIABLES, None, variables.clone())
@@ -255,6 +269,7 @@ pub(crate) async fn start_execution(
         request,
         None,
         options.stop.as_ref(),
+        options.locks.as_ref(),
     )
     .await
 }
@@ -291,11 +306,12 @@ pub(crate) async fn execute(
     request: ExecutionRequest,
     retry: Option<(usize, RetryMode)>,
 ) -> anyhow::Result<Outcome> {
-    execute_until(settings, workspace, store, request, retry, None).await
+    execute_until(settings, workspace, store, request, retry, None, None).await
 }
 
 /// [`execute`], stopped by `stop` (through a child token, so `runner cancel` stops only this
-/// execution) instead of by Ctrl-C and SIGTERM when it is given.
+/// execution) instead of by Ctrl-C and SIGTERM when it is given, and taking the pipeline's
+/// stage `locks` in front of each stage when they are given.
 pub(crate) async fn execute_until(
     settings: &Settings,
     workspace: &Workspace,
@@ -303,6 +319,7 @@ pub(crate) async fn execute_until(
     request: ExecutionRequest,
     retry: Option<(usize, RetryMode)>,
     stop: Option<&CancellationToken>,
+    locks: Option<&Arc<StageLocks>>,
 ) -> anyhow::Result<Outcome> {
     let execution = ExecutionId::from(request.run_id.0.as_str());
     let (events, receiver) = mpsc::unbounded_channel();
@@ -328,6 +345,19 @@ pub(crate) async fn execute_until(
         cancel.clone(),
     );
     let approvals = Arc::new(FileApprovals::new(settings.data_dir.clone()));
+    let gate: Arc<dyn engine::ApprovalGate> = match locks {
+        Some(locks) => Arc::new(LockingGate::new(
+            Arc::clone(&approvals),
+            Arc::clone(locks),
+            request
+                .pipeline
+                .stages
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+        )),
+        None => Arc::clone(&approvals) as Arc<dyn engine::ApprovalGate>,
+    };
     let run_id = request.run_id.clone();
     let (pipeline, plan, parallelism) = (
         Arc::clone(&request.pipeline),
@@ -337,7 +367,7 @@ pub(crate) async fn execute_until(
     let end = engine::run(
         Arc::clone(&workspace.executor),
         Arc::clone(store),
-        Arc::clone(&approvals) as Arc<dyn engine::ApprovalGate>,
+        gate,
         request,
         events,
         cancel,

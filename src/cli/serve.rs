@@ -1,9 +1,12 @@
 //! `runner serve`: one daemon for every pipeline given. GitHub webhooks and the HTTP API
 //! (`server`) queue start requests through the [`PipelineLauncher`]; one worker per pipeline
-//! runs them one at a time with `run::start_execution`. Stage retries asked for over HTTP run
-//! beside them ([`Retries`]). Under `superseded` (the default)
-//! requests that piled up while an execution ran collapse into the newest, the others recorded
-//! as `Superseded` executions; `queued` and `parallel` run every request in arrival order.
+//! starts each with `run::start_execution` as it arrives, and the pipeline's stage locks
+//! (`daemon::locks`) order them through the stages by execution mode (P20–P22): under
+//! `superseded` (the default) and `queued` each stage works on one execution at a time, so a
+//! newer execution builds while an older one deploys; under `superseded` only the newest waits
+//! in front of a stage, the older one recorded `Superseded`; `queued` lets them through in
+//! arrival order; `parallel` locks nothing. Stage retries asked for over HTTP run beside them
+//! ([`Retries`]) and take no stage locks.
 //!
 //! Pipelines come from `--pipeline` flags and from the `[[pipeline]]` tables of a `--config`
 //! file (`config`); a pipeline with `watch = true` also has its repository polled, its new
@@ -29,9 +32,11 @@ use super::launcher::{PipelineLauncher, Retries, StartRequest};
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use super::watch::Follower;
+use crate::daemon::locks::{StageLocks, Superseded};
 use crate::dag::Plan;
+use crate::engine::RunId;
 use crate::env;
-use crate::pipeline::{ExecutionMode, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::server::{self, AppState, Secret};
 use crate::state::{
     ExecutionId, ExecutionStatus, NewExecution, SourceRevision, Trigger, TriggerKind,
@@ -71,8 +76,11 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         options.parallelism,
         abort.clone(),
     ));
+    let stage_locks = stage_locks(&pipelines);
     let (launcher, queues) = PipelineLauncher::new(&pipelines, options.queue_capacity);
-    let launcher = launcher.with_retries(Arc::clone(&retries));
+    let launcher = launcher
+        .with_retries(Arc::clone(&retries))
+        .with_stage_locks(stage_locks.clone());
     if webhook_secret.is_none() {
         warn!("no webhook secret: every delivery to /hooks/github is refused");
     }
@@ -93,7 +101,8 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone());
     let mut workers = JoinSet::new();
-    for ((pipeline, plan, watch), queue) in loaded.into_iter().zip(queues) {
+    for (((pipeline, plan, watch), queue), locks) in loaded.into_iter().zip(queues).zip(stage_locks)
+    {
         let queue = match watch {
             Some(watch) => {
                 let poll = Poll {
@@ -112,6 +121,7 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
             workspace: Arc::clone(&workspace),
             pipeline,
             plan,
+            locks,
             parallelism: options.parallelism,
             abort: abort.clone(),
         };
@@ -120,7 +130,13 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     server::launch(listener, state, shutdown.clone())
         .await
         .context("serve HTTP")?;
-    let grace = options.shutdown_grace;
+    drain(workers, options.shutdown_grace, &abort).await;
+    retries.finish().await;
+    Ok(Outcome::Success)
+}
+
+/// Waits for the workers' executions for `grace`, then stops them with `abort`.
+async fn drain(mut workers: JoinSet<()>, grace: std::time::Duration, abort: &CancellationToken) {
     info!(?grace, "shutting down: waiting for running executions");
     let finished = tokio::time::timeout(grace, async {
         while workers.join_next().await.is_some() {}
@@ -131,8 +147,6 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         abort.cancel();
         while workers.join_next().await.is_some() {}
     }
-    retries.finish().await;
-    Ok(Outcome::Success)
 }
 
 /// A served pipeline, its plan, and its polling if it is watched.
@@ -152,6 +166,17 @@ fn load(options: &ServeOptions) -> anyhow::Result<Vec<Loaded>> {
         loaded.push((pipeline, plan, served.watch.clone()));
     }
     Ok(loaded)
+}
+
+/// One set of stage locks per pipeline, in the same order.
+fn stage_locks(pipelines: &[Arc<Pipeline>]) -> Vec<Arc<StageLocks>> {
+    pipelines
+        .iter()
+        .map(|pipeline| {
+            let names = pipeline.stages.iter().map(|s| s.name.clone()).collect();
+            Arc::new(StageLocks::new(pipeline.execution_mode, names))
+        })
+        .collect()
 }
 
 /// Polls a served pipeline's repository, as `runner watch` does (`watch = true` in the config).
@@ -227,13 +252,15 @@ fn read_secret(file: Option<&std::path::Path>, var: &str) -> anyhow::Result<Opti
     Ok(Secret::from_text(&text))
 }
 
-/// Runs one pipeline's start requests: one at a time, or all at once under `parallel` (P22).
+/// Runs one pipeline's start requests, each as soon as it arrives; the pipeline's stage locks
+/// decide who works in which stage (P20–P22).
 #[derive(Clone)]
 struct Worker {
     settings: Settings,
     workspace: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
     plan: Arc<Plan>,
+    locks: Arc<StageLocks>,
     parallelism: usize,
     /// Stops the running execution (after the shutdown grace).
     abort: CancellationToken,
@@ -241,7 +268,7 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<StartRequest>, shutdown: CancellationToken) {
-        let mut running = tokio::task::JoinSet::new();
+        let mut running = JoinSet::new();
         loop {
             let request = tokio::select! {
                 biased;
@@ -251,15 +278,15 @@ impl Worker {
                     None => break,
                 },
             };
-            let request = self.newest(request, &mut queue).await;
-            if self.pipeline.execution_mode == ExecutionMode::Parallel {
-                let worker = self.clone();
-                running.spawn(async move { worker.start(request).await });
-            } else {
-                self.start(request).await;
-            }
+            // In line for the source stage now, so executions keep the order requests came in.
+            let run_id = RunId::generate();
+            self.locks.arrive_first(&run_id.0);
+            let worker = self.clone();
+            let stop = shutdown.clone();
+            running.spawn(async move { worker.admit(run_id, request, stop).await });
+            while running.try_join_next().is_some() {}
         }
-        // Parallel executions already running finish (or are stopped by `abort`) before exit.
+        // Executions already running finish (or are stopped by `abort`) before exit.
         while running.join_next().await.is_some() {}
         queue.close();
         let mut dropped = 0;
@@ -274,40 +301,44 @@ impl Worker {
         }
     }
 
-    /// Under `superseded`, the newest of the requests waiting, each older one recorded as a
-    /// `Superseded` execution that never started (P20 R3); otherwise `request`.
-    async fn newest(
-        &self,
-        mut request: StartRequest,
-        queue: &mut mpsc::Receiver<StartRequest>,
-    ) -> StartRequest {
-        if self.pipeline.execution_mode != ExecutionMode::Superseded {
-            return request;
-        }
-        while let Ok(newer) = queue.try_recv() {
-            info!(
+    /// Waits for the source stage, then runs the execution; one superseded in front of it is
+    /// recorded as such (P20 R3), and one still waiting at shutdown is dropped.
+    async fn admit(&self, run_id: RunId, request: StartRequest, shutdown: CancellationToken) {
+        let admission = tokio::select! {
+            admission = self.locks.enter(&run_id.0, 0) => Some(admission),
+            () = shutdown.cancelled() => None,
+        };
+        match admission {
+            Some(Ok(())) => self.start(run_id.clone(), request).await,
+            Some(Err(Superseded(reason))) => {
+                info!(
+                    pipeline = self.pipeline.name,
+                    revision = request.revision,
+                    reason,
+                    "superseded before it started"
+                );
+                if let Err(error) = self.record_superseded(&run_id, &request, reason).await {
+                    warn!(error = %format!("{error:#}"), "could not record a superseded execution");
+                }
+            }
+            None => warn!(
                 pipeline = self.pipeline.name,
                 revision = request.revision,
-                by = newer.revision,
-                "superseded before it started"
-            );
-            if let Err(error) = self.record_superseded(&request, &newer).await {
-                warn!(error = %format!("{error:#}"), "could not record a superseded execution");
-            }
-            request = newer;
+                "shutting down: dropped a start request waiting for the source stage"
+            ),
         }
-        request
+        self.locks.finish(&run_id.0);
     }
 
-    /// Records `request` as an execution that ended `Superseded` by `newer` before its source
-    /// stage ran.
+    /// Records `request` as execution `id` that ended `Superseded` before its source stage ran.
     async fn record_superseded(
         &self,
+        id: &RunId,
         request: &StartRequest,
-        newer: &StartRequest,
+        summary: String,
     ) -> anyhow::Result<()> {
         let store = &self.workspace.store;
-        let id = ExecutionId::from(uuid::Uuid::new_v4().to_string().as_str());
+        let id = ExecutionId::from(id.0.as_str());
         let now = chrono::Utc::now();
         store
             .create_execution(NewExecution {
@@ -327,16 +358,16 @@ impl Worker {
                 started_at: now,
             })
             .await?;
-        let summary = format!("superseded by {} before it started", newer.revision);
         store
             .set_execution_status(&id, ExecutionStatus::Superseded, Some(summary), now)
             .await?;
         Ok(())
     }
 
-    async fn start(&self, request: StartRequest) {
+    async fn start(&self, run_id: RunId, request: StartRequest) {
         info!(
             pipeline = self.pipeline.name,
+            execution = run_id.0,
             revision = request.revision,
             reason = request.reason,
             "starting an execution"
@@ -345,6 +376,8 @@ impl Worker {
             StartOptions::triggered(request.trigger, request.revision, request.reason);
         options.parallelism = self.parallelism;
         options.stop = Some(self.abort.clone());
+        options.run_id = Some(run_id);
+        options.locks = Some(Arc::clone(&self.locks));
         let outcome = run::start_execution(
             &self.settings,
             &self.workspace,

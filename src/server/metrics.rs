@@ -108,7 +108,7 @@ impl Metrics {
         }
         let _ = writeln!(
             text,
-            "# HELP runner_queue_depth Start requests waiting for their pipeline.\n\
+            "# HELP runner_queue_depth Start requests and executions waiting (for their pipeline, or in front of a locked stage).\n\
              # TYPE runner_queue_depth gauge\n\
              runner_queue_depth {queue_depth}"
         );

@@ -28,6 +28,8 @@ mod dashboard;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod deploy;
 #[cfg(feature = "docker-tests")]
+mod execution_modes;
+#[cfg(feature = "docker-tests")]
 mod futureim;
 #[cfg(all(feature = "docker-tests", feature = "aws-tests"))]
 mod futureim_aws;

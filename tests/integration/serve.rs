@@ -13,11 +13,11 @@ use sha2::Sha256;
 
 use crate::support::pipeline::{Pipeline, SRC, git};
 
-const SECRET: &str = "webhook-s3cret";
+pub(crate) const SECRET: &str = "webhook-s3cret";
 
 /// A bare repository `<root>/acme/app.git` (so it serves GitHub's `acme/app`) with one commit
 /// on `main`, and a work clone to push from.
-fn repository(root: &Path) -> (String, std::path::PathBuf) {
+pub(crate) fn repository(root: &Path) -> (String, std::path::PathBuf) {
     let bare = root.join("acme/app.git");
     let work = root.join("work");
     std::fs::create_dir_all(root.join("acme")).expect("mkdir");
@@ -43,7 +43,12 @@ fn repository(root: &Path) -> (String, std::path::PathBuf) {
 }
 
 /// POSTs a push delivery; returns the status code and the body.
-fn deliver(address: &str, body: &str, delivery: &str, signature: Option<&str>) -> (u16, String) {
+pub(crate) fn deliver(
+    address: &str,
+    body: &str,
+    delivery: &str,
+    signature: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -74,13 +79,13 @@ fn deliver(address: &str, body: &str, delivery: &str, signature: Option<&str>) -
     (status, body)
 }
 
-fn sign(body: &str) -> String {
+pub(crate) fn sign(body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn push_body(before: &str, after: &str) -> String {
+pub(crate) fn push_body(before: &str, after: &str) -> String {
     format!(
         r#"{{"ref": "refs/heads/main", "before": "{before}", "after": "{after}",
             "created": false, "deleted": false, "repository": {{"full_name": "acme/app"}},
@@ -171,123 +176,6 @@ fn signed_webhook_starts_the_pipeline_and_bad_or_repeated_ones_start_nothing() {
     assert_eq!(executions(&pipeline), 2);
 }
 
-/// An execution that ran: (revision, started, ended).
-type Run = (String, String, String);
-
-/// Three commits pushed at once and delivered as three quick webhooks to a pipeline in `mode`;
-/// returns the commits, each execution that ran as (revision, started, ended) in start order once
-/// all are done, and the revisions of those recorded `Superseded`.
-fn three_quick_pushes(mode: &str) -> (Vec<String>, Vec<Run>, Vec<String>) {
-    let root = tempfile::tempdir().expect("temp dir");
-    let (url, work) = repository(root.path());
-    std::fs::write(
-        work.join("buildspec.yml"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 3\n      - cat msg.txt\n",
-    )
-    .expect("write");
-    let mut commits = vec![git(&work, &["rev-parse", "HEAD"])];
-    for message in ["c1", "c2", "c3"] {
-        std::fs::write(work.join("msg.txt"), format!("{message}\n")).expect("write");
-        git(&work, &["commit", "-qam", message]);
-        commits.push(git(&work, &["rev-parse", "HEAD"]));
-    }
-    git(&work, &["push", "-q", &url, "HEAD:main"]);
-    let pipeline = Pipeline::new(&format!(
-        "name: served\nsource:\n  repo: {url}\n  branch: main\nexecution_mode: {mode}\ndefaults:\n  image: runner/test\nstages:\n  - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n  - name: build\n    actions:\n      - name: echo\n        type: build\n        inputs: [Src]\n"
-    ));
-    let secret_file = root.path().join("secret");
-    std::fs::write(&secret_file, SECRET).expect("write");
-    let secret_arg = secret_file.display().to_string();
-    let (serve, address) = serve_on_loopback(&pipeline, &["--webhook-secret-file", &secret_arg]);
-    for (index, pair) in commits.windows(2).enumerate() {
-        let body = push_body(&pair[0], &pair[1]);
-        let (status, text) = deliver(&address, &body, &format!("d{index}"), Some(&sign(&body)));
-        assert_eq!(status, 202, "{text}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let expected = if mode == "superseded" { 2 } else { 3 };
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = serve.stdout().matches("(served) Succeeded").count();
-        if done >= expected || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    let list = pipeline.run(["list", "--pipeline", "served"]);
-    let mut superseded = Vec::new();
-    let mut runs: Vec<Run> = list
-        .stdout
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().next())
-        .filter_map(|id| {
-            let status = pipeline.status(Some(id));
-            if status.status == "Superseded" {
-                superseded.push(status.revision.expect("revision"));
-                return None;
-            }
-            assert_eq!(status.status, "Succeeded", "{status:?}");
-            Some((
-                status.revision.expect("revision"),
-                status.started_at,
-                status.ended_at.expect("ended"),
-            ))
-        })
-        .collect();
-    runs.sort_by(|a, b| a.1.cmp(&b.1));
-    std::process::Command::new("kill")
-        .args(["-TERM", &serve.pid().to_string()])
-        .status()
-        .expect("kill");
-    serve.finish(Duration::from_secs(60)).code(0);
-    (commits[1..].to_vec(), runs, superseded)
-}
-
-#[test]
-fn p20_superseded_replaces_the_waiting_push_with_the_newest() {
-    let (commits, runs, superseded) = three_quick_pushes("superseded");
-    let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(
-        revisions,
-        [commits[0].as_str(), commits[2].as_str()],
-        "c2 is superseded"
-    );
-    assert_eq!(superseded, [commits[1].clone()], "and recorded as such");
-}
-
-#[test]
-fn p21_queued_runs_every_push_in_order_one_at_a_time() {
-    let (commits, runs, superseded) = three_quick_pushes("queued");
-    assert!(superseded.is_empty());
-    let revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(
-        revisions,
-        commits.iter().map(String::as_str).collect::<Vec<_>>()
-    );
-    for pair in runs.windows(2) {
-        assert!(
-            pair[1].1 >= pair[0].2,
-            "queued executions never overlap: {runs:?}"
-        );
-    }
-}
-
-#[test]
-fn p22_parallel_runs_every_push_at_once() {
-    let (commits, runs, superseded) = three_quick_pushes("parallel");
-    assert!(superseded.is_empty());
-    let mut revisions: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    revisions.sort_unstable();
-    let mut expected: Vec<&str> = commits.iter().map(String::as_str).collect();
-    expected.sort_unstable();
-    assert_eq!(revisions, expected);
-    let last_start = runs.iter().map(|r| r.1.as_str()).max().expect("runs");
-    let first_end = runs.iter().map(|r| r.2.as_str()).min().expect("runs");
-    assert!(last_start < first_end, "all three overlap: {runs:?}");
-}
-
 /// The API token of [`serve_with_token`].
 pub(crate) const TOKEN: &str = "api-t0ken";
 
@@ -304,7 +192,7 @@ pub(crate) fn serve_with_token(pipeline: &Pipeline) -> (crate::support::pipeline
 /// `runner serve --pipeline <pipeline>` on a free loopback port with `extra` arguments, once it
 /// listens; returns the process and `host:port`.
 #[track_caller]
-fn serve_on_loopback(
+pub(crate) fn serve_on_loopback(
     pipeline: &Pipeline,
     extra: &[&str],
 ) -> (crate::support::pipeline::Running, String) {

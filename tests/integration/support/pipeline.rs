@@ -481,7 +481,7 @@ impl Drop for Running {
 }
 
 /// `runner status --json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Execution {
     /// Execution id.
     pub id: String,
