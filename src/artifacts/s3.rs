@@ -14,7 +14,7 @@ mod key_wrapper;
 mod tests;
 mod upload;
 
-use std::io::{self, BufWriter, Seek as _};
+use std::io::{BufWriter, Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 
 use tokio_util::io::SyncIoBridge;
@@ -89,10 +89,15 @@ impl S3ArtifactStore {
     /// wrong bucket, key or endpoint is reported at startup rather than at the first artifact.
     pub async fn connect(aws: &AwsConfig, config: S3StoreConfig) -> Result<Self, ArtifactError> {
         let (s3, kms) = (aws.s3(), aws.kms());
-        s3.check_bucket(&config.bucket).await?;
-        if let Some(key_id) = config.encryption.key_id() {
-            kms.check_key(key_id).await?;
-        }
+        let check_key = async {
+            match config.encryption.key_id() {
+                Some(key_id) => kms.check_key(key_id).await,
+                None => Ok(()),
+            }
+        };
+        // Both checks at once; the bucket's error, if any, is the one reported.
+        let (bucket, key) = tokio::join!(s3.check_bucket(&config.bucket), check_key);
+        bucket.and(key)?;
         let wrapper = config
             .encryption
             .key_id()
@@ -165,12 +170,18 @@ impl S3ArtifactStore {
 impl ArtifactStore for S3ArtifactStore {
     async fn put(&self, path: &Path) -> Result<ArtifactRef, ArtifactError> {
         // S3 does not check the key until it encrypts, and local servers never do: check first.
-        if let Some(key_id) = self.config.encryption.key_id() {
-            self.kms.check_key(key_id).await?;
-        }
+        let check_key = async {
+            match self.config.encryption.key_id() {
+                Some(key_id) => self.kms.check_key(key_id).await.map_err(ArtifactError::from),
+                None => Ok(()),
+            }
+        };
         let source = path.to_path_buf();
         if !matches!(self.config.encryption, S3Encryption::Envelope { .. }) {
-            let reference = blocking(move || hash_file(&source)).await?;
+            // The key check and the first hashing pass overlap.
+            let (key, reference) = tokio::join!(check_key, blocking(move || hash_file(&source)));
+            key?;
+            let reference = reference?;
             let file = tokio::fs::File::open(path)
                 .await
                 .map_err(io_error("open", path))?;
@@ -183,6 +194,7 @@ impl ArtifactStore for S3ArtifactStore {
                 .await?;
             return Ok(reference);
         }
+        check_key.await?;
         let wrapper = self
             .wrapper
             .as_ref()
@@ -271,11 +283,16 @@ impl S3ArtifactStore {
     }
 }
 
+/// Read size of the first hashing pass.
+const HASH_BUFFER: usize = 1024 * 1024;
+
 /// Hashes the file at `path` (first pass: the digest names the object).
 fn hash_file(path: &Path) -> Result<ArtifactRef, ArtifactError> {
     let file = fs_err::File::open(path).map_err(io_error("open", path))?;
     let mut reader = Hashing::new(file);
-    io::copy(&mut reader, &mut io::sink()).map_err(io_error("read", path))?;
+    // Large reads: the hash, not the syscalls, should be the cost.
+    let mut buffer = vec![0; HASH_BUFFER];
+    while reader.read(&mut buffer).map_err(io_error("read", path))? > 0 {}
     let (digest, size) = reader.finish();
     Ok(ArtifactRef { digest, size })
 }

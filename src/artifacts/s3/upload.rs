@@ -7,12 +7,13 @@
 //! a process killed outright).
 
 use std::path::Path;
+use std::sync::Arc;
 
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt as _;
-use futures_util::stream::FuturesUnordered;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::task::JoinSet;
 
 use crate::artifacts::{ArtifactError, Sha256Hex, io_error};
 use crate::aws::{NewObject, S3Client};
@@ -78,6 +79,9 @@ pub(super) async fn upload(
 
 /// Reads parts in order and keeps up to [`PARTS_IN_FLIGHT`] of them uploading at once (memory
 /// stays at that many parts); returns the completed parts in part-number order.
+///
+/// Each part uploads in its own task, so sending goes on while the next part is read and
+/// hashed. Dropping the set (an error, or the put cancelled) aborts the parts still sending.
 async fn send_parts(
     s3: &S3Client,
     object: &NewObject<'_>,
@@ -85,36 +89,79 @@ async fn send_parts(
     body: &mut (impl AsyncRead + Unpin + Send),
     seen: &mut Seen,
     expected: &Expected<'_>,
-) -> Result<Vec<aws_sdk_s3::types::CompletedPart>, ArtifactError> {
+) -> Result<Vec<CompletedPart>, ArtifactError> {
     let part_size = part_size(expected.len);
+    let target = Arc::new(PartTarget {
+        s3: s3.clone(),
+        bucket: object.bucket.to_owned(),
+        key: object.key.to_owned(),
+        kms_key_id: object.kms_key_id.map(str::to_owned),
+        upload_id: upload_id.to_owned(),
+    });
     let mut parts = Vec::new();
-    let mut in_flight = FuturesUnordered::new();
-    let mut read_all = false;
+    let mut in_flight = JoinSet::new();
     let mut part_number = 0;
     loop {
-        while !read_all && in_flight.len() < PARTS_IN_FLIGHT {
-            let part = read_part(body, part_size, expected.source).await?;
-            if part.is_empty() {
-                read_all = true;
-                break;
+        if in_flight.len() >= PARTS_IN_FLIGHT {
+            if let Some(done) = in_flight.join_next().await {
+                parts.push(joined(done)?);
             }
-            seen.record(&part);
-            if seen.len > expected.len {
-                return Err(ArtifactError::Changed {
-                    path: expected.source.to_path_buf(),
-                });
-            }
-            read_all = part.len() < part_size;
-            part_number += 1;
-            in_flight.push(s3.upload_part(object, upload_id, part_number, part));
+            continue;
         }
-        match in_flight.next().await {
-            Some(done) => parts.push(done?),
-            None => break,
+        let part = read_part(body, part_size, expected.source).await?;
+        if part.is_empty() {
+            break;
+        }
+        seen.record(&part);
+        if seen.len > expected.len {
+            return Err(ArtifactError::Changed {
+                path: expected.source.to_path_buf(),
+            });
+        }
+        let last = part.len() < part_size;
+        part_number += 1;
+        let target = Arc::clone(&target);
+        in_flight.spawn(async move { target.send(part_number, part).await });
+        if last {
+            break;
         }
     }
-    parts.sort_by_key(aws_sdk_s3::types::CompletedPart::part_number);
+    while let Some(done) = in_flight.join_next().await {
+        parts.push(joined(done)?);
+    }
+    parts.sort_by_key(CompletedPart::part_number);
     Ok(parts)
+}
+
+/// Where the parts of one multipart upload go, owned so each part's task can hold it.
+struct PartTarget {
+    s3: S3Client,
+    bucket: String,
+    key: String,
+    kms_key_id: Option<String>,
+    upload_id: String,
+}
+
+impl PartTarget {
+    async fn send(&self, part_number: i32, body: Bytes) -> Result<CompletedPart, ArtifactError> {
+        let object = NewObject {
+            bucket: &self.bucket,
+            key: &self.key,
+            kms_key_id: self.kms_key_id.as_deref(),
+            metadata: &[],
+        };
+        Ok(self
+            .s3
+            .upload_part(&object, &self.upload_id, part_number, body)
+            .await?)
+    }
+}
+
+/// The result of a part's task; a task that panicked fails the upload.
+fn joined(
+    done: Result<Result<CompletedPart, ArtifactError>, tokio::task::JoinError>,
+) -> Result<CompletedPart, ArtifactError> {
+    done.map_err(|source| ArtifactError::Task { source })?
 }
 
 /// The part size for an object of `len` bytes: [`MULTIPART_PART_SIZE`], or more to stay within
