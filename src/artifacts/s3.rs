@@ -172,7 +172,11 @@ impl ArtifactStore for S3ArtifactStore {
         // S3 does not check the key until it encrypts, and local servers never do: check first.
         let check_key = async {
             match self.config.encryption.key_id() {
-                Some(key_id) => self.kms.check_key(key_id).await.map_err(ArtifactError::from),
+                Some(key_id) => self
+                    .kms
+                    .check_key(key_id)
+                    .await
+                    .map_err(ArtifactError::from),
                 None => Ok(()),
             }
         };

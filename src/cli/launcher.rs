@@ -1,5 +1,5 @@
-//! The [`server::Launcher`] of `runner serve`: matches a push to the served pipelines by
-//! repository, asks `daemon::trigger::decide` whether it starts each, drops redelivered
+//! The [`server::Launcher`] of `runner serve`: matches a push or pull request to the served
+//! pipelines by repository, asks `daemon::trigger` whether it starts each, drops redelivered
 //! `X-GitHub-Delivery` ids, and queues a [`StartRequest`] per pipeline to start.
 //!
 //! It lives in `cli` because it joins two L3 modules, `server` (the HTTP side) and `daemon`
@@ -20,14 +20,14 @@ use super::run::Workspace;
 use super::settings::Settings;
 use crate::daemon::intake::RecentDeliveries;
 use crate::daemon::locks::StageLocks;
-use crate::daemon::trigger::{self, Decision, PushEvent};
+use crate::daemon::trigger::{self, Decision, PullRequestActivity, PushEvent};
 use crate::dag::Plan;
 use crate::pipeline::{Pipeline, RepoRef};
 use crate::server::{
     Launcher, PipelineInfo, PushReply, RetryRefused, RetryRequest, RetryStarted, Skipped,
     StageInfo, StartRefused, Started,
 };
-use crate::source::github::PushPayload;
+use crate::source::github::{PullRequestPayload, PushPayload};
 use crate::state::{ExecutionId, ExecutionStatus, StateError, TriggerKind};
 
 /// One execution to start, as queued for its pipeline's worker.
@@ -41,6 +41,9 @@ pub(crate) struct StartRequest {
     pub(crate) trigger: TriggerKind,
     /// Why, recorded as the trigger detail.
     pub(crate) reason: String,
+    /// A pull request whose trigger filters need its changed files, which the webhook does
+    /// not list: the worker decides again from a mirror diff before starting anything.
+    pub(crate) files_from: Option<PullRequestPayload>,
 }
 
 /// A served pipeline and the queue its worker reads.
@@ -255,6 +258,72 @@ impl PipelineLauncher {
         self
     }
 
+    /// Queues a start request for every pipeline of `repository` whose `decide` says start,
+    /// unless `delivery` was seen before. One lock over reserving, deduplicating and sending:
+    /// two copies of one delivery arriving together queue once, and a delivery refused for a
+    /// full queue is not remembered, so its redelivery is tried again.
+    fn queue(
+        &self,
+        delivery: Option<&str>,
+        repository: &str,
+        decide: impl Fn(&Lane) -> (Decision, Option<PullRequestPayload>),
+    ) -> PushReply {
+        let lanes: Vec<&Lane> = self
+            .lanes
+            .iter()
+            .filter(|lane| serves_repository(&lane.pipeline.source.repo, repository))
+            .collect();
+        if lanes.is_empty() {
+            return PushReply::UnknownRepository;
+        }
+        let decisions: Vec<(&Lane, (Decision, Option<PullRequestPayload>))> =
+            lanes.into_iter().map(|lane| (lane, decide(lane))).collect();
+        let mut deliveries = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut permits = Vec::new();
+        for (lane, (decision, files_from)) in &decisions {
+            if let Decision::Start { revision, reason } = decision {
+                let Ok(permit) = lane.queue.try_reserve() else {
+                    return PushReply::QueueFull {
+                        pipeline: lane.pipeline.name.clone(),
+                    };
+                };
+                permits.push((permit, lane, revision, reason, files_from));
+            }
+        }
+        if delivery.is_some_and(|id| deliveries.seen(id)) {
+            return PushReply::Duplicate;
+        }
+        let mut started = Vec::new();
+        for (permit, lane, revision, reason, files_from) in permits {
+            permit.send(StartRequest {
+                pipeline: lane.pipeline.name.clone(),
+                revision: revision.clone(),
+                trigger: TriggerKind::Webhook,
+                reason: reason.clone(),
+                files_from: files_from.clone(),
+            });
+            started.push(Started {
+                pipeline: lane.pipeline.name.clone(),
+                revision: revision.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let skipped = decisions
+            .into_iter()
+            .filter_map(|(lane, (decision, _))| match decision {
+                Decision::Skip { reason } => Some(Skipped {
+                    pipeline: lane.pipeline.name.clone(),
+                    reason,
+                }),
+                Decision::Start { .. } => None,
+            })
+            .collect();
+        PushReply::Accepted { started, skipped }
+    }
+
     /// Counts the executions waiting in front of a stage of these `locks` in the queue depth.
     pub(crate) fn with_stage_locks(mut self, locks: Vec<Arc<StageLocks>>) -> Self {
         self.stage_locks = locks;
@@ -264,66 +333,34 @@ impl PipelineLauncher {
 
 impl Launcher for PipelineLauncher {
     fn push(&self, delivery: Option<&str>, push: &PushPayload) -> PushReply {
-        let lanes: Vec<&Lane> = self
-            .lanes
-            .iter()
-            .filter(|lane| serves_repository(&lane.pipeline.source.repo, &push.repository))
-            .collect();
-        if lanes.is_empty() {
-            return PushReply::UnknownRepository;
-        }
         let event = PushEvent::from_payload(push, changed_files(push));
-        let decisions: Vec<(&Lane, Decision)> = lanes
-            .into_iter()
-            .map(|lane| (lane, trigger::decide(&lane.pipeline.source, &event)))
-            .collect();
-        // One lock over reserving, deduplicating and sending: two copies of one delivery
-        // arriving together queue once, and a delivery refused for a full queue is not
-        // remembered, so its redelivery is tried again.
-        let mut deliveries = self
-            .deliveries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut permits = Vec::new();
-        for (lane, decision) in &decisions {
-            if let Decision::Start { revision, reason } = decision {
-                let Ok(permit) = lane.queue.try_reserve() else {
-                    return PushReply::QueueFull {
-                        pipeline: lane.pipeline.name.clone(),
-                    };
-                };
-                permits.push((permit, lane, revision, reason));
-            }
-        }
-        if delivery.is_some_and(|id| deliveries.seen(id)) {
-            return PushReply::Duplicate;
-        }
-        let mut started = Vec::new();
-        for (permit, lane, revision, reason) in permits {
-            let request = StartRequest {
-                pipeline: lane.pipeline.name.clone(),
-                revision: revision.clone(),
-                trigger: TriggerKind::Webhook,
-                reason: reason.clone(),
+        self.queue(delivery, &push.repository, |lane| {
+            (trigger::decide(&lane.pipeline.source, &event), None)
+        })
+    }
+
+    fn pull_request(&self, delivery: Option<&str>, pr: &PullRequestPayload) -> PushReply {
+        self.queue(delivery, &pr.repository, |lane| {
+            let source = &lane.pipeline.source;
+            let activity = PullRequestActivity {
+                payload: pr,
+                files: &[],
             };
-            permit.send(request);
-            started.push(Started {
-                pipeline: lane.pipeline.name.clone(),
-                revision: revision.clone(),
-                reason: reason.clone(),
-            });
-        }
-        let skipped = decisions
-            .into_iter()
-            .filter_map(|(lane, decision)| match decision {
-                Decision::Skip { reason } => Some(Skipped {
-                    pipeline: lane.pipeline.name.clone(),
-                    reason,
-                }),
-                Decision::Start { .. } => None,
-            })
-            .collect();
-        PushReply::Accepted { started, skipped }
+            match trigger::decide_pull_request(source, &activity) {
+                Decision::Skip { .. } if trigger::pull_request_needs_files(source, pr) => {
+                    let decision = Decision::Start {
+                        revision: pr.head_sha.clone(),
+                        reason: format!(
+                            "pull request #{}: its file_paths filter is checked against the \
+                             changed files once fetched",
+                            pr.number
+                        ),
+                    };
+                    (decision, Some(pr.clone()))
+                }
+                decision => (decision, None),
+            }
+        })
     }
 
     fn start(&self, pipeline: &str) -> Result<Started, StartRefused> {
@@ -341,6 +378,7 @@ impl Launcher for PipelineLauncher {
             revision: revision.clone(),
             trigger: TriggerKind::Manual,
             reason: reason.clone(),
+            files_from: None,
         };
         lane.queue
             .try_send(request)
@@ -452,7 +490,7 @@ mod tests {
     use test_case::test_case;
 
     use super::*;
-    use crate::server::testing::{SHA_B, hook, push_body, send, send_json, signed, state};
+    use crate::server::testing::{SHA_A, SHA_B, hook, push_body, send, send_json, signed, state};
 
     fn pipeline(name: &str, repo: &str, triggers: &str) -> Arc<Pipeline> {
         let text = format!(
@@ -496,6 +534,7 @@ mod tests {
                 revision: SHA_B.into(),
                 trigger: TriggerKind::Webhook,
                 reason: "push to main, the source branch (no triggers, P30)".into(),
+                files_from: None,
             }
         );
         // GitHub's "Redeliver" sends the same id again.
@@ -582,6 +621,54 @@ mod tests {
         assert_eq!(queues[0].try_recv().unwrap().trigger, TriggerKind::Manual);
         assert_eq!(launcher.start("nope"), Err(StartRefused::UnknownPipeline));
         assert_eq!(launcher.pipelines()[0].repo, "acme/app");
+    }
+
+    fn pr_body(action: &str, base: &str) -> String {
+        format!(
+            r#"{{"action": "{action}", "number": 7, "repository": {{"full_name": "acme/app"}},
+                "pull_request": {{"merged": false,
+                  "head": {{"sha": "{SHA_B}", "ref": "feature/x"}},
+                  "base": {{"sha": "{SHA_A}", "ref": "{base}"}}}}}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn a_pull_request_queues_its_head_once_or_waits_for_its_files() {
+        let into_main = "  triggers:\n    pull_request:\n      - branches: {includes: [main]}\n";
+        let with_files = "  triggers:\n    pull_request:\n      - branches: {includes: [main]}\n        file_paths: {includes: ['src/**']}\n";
+        let pipelines = [
+            pipeline("app", "acme/app", into_main),
+            pipeline("files", "acme/app", with_files),
+            pipeline("pushes", "acme/app", ""),
+        ];
+        let (launcher, mut queues) = launcher(&pipelines, 4);
+        let (_dir, state) = state(launcher.clone()).await;
+        let body = pr_body("opened", "main");
+        let (status, json) = send_json(&state, signed("pull_request", &body, "pr-1")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        let direct = queues[0].try_recv().unwrap();
+        assert_eq!(direct.revision, SHA_B);
+        assert_eq!(direct.files_from, None);
+        assert_eq!(
+            direct.reason,
+            "pull request #7 (feature/x into main) opened: base main matches include main of pull_request[0].branches"
+        );
+        let deferred = queues[1].try_recv().unwrap();
+        assert_eq!(deferred.revision, SHA_B);
+        assert_eq!(deferred.files_from.map(|pr| pr.number), Some(7));
+        assert!(queues[2].try_recv().is_err(), "no pull_request filters");
+        assert_eq!(json["skipped"][0]["pipeline"], "pushes");
+        let (status, json) = send_json(&state, signed("pull_request", &body, "pr-1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json["duplicate"], true);
+        // A label, or a PR into another branch, starts nothing anywhere.
+        for (action, base, id) in [("labeled", "main", "pr-2"), ("opened", "dev", "pr-3")] {
+            let body = pr_body(action, base);
+            let (status, json) = send_json(&state, signed("pull_request", &body, id)).await;
+            assert_eq!(status, StatusCode::OK, "{json}");
+            assert_eq!(json["started"], serde_json::json!([]));
+        }
+        assert!(queues.iter_mut().all(|queue| queue.try_recv().is_err()));
     }
 
     fn parse(body: &str) -> PushPayload {

@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod images;
 mod launcher;
+mod pull_request;
 mod recorder;
 mod report;
 mod retry;

@@ -29,15 +29,18 @@ use super::Outcome;
 use super::args::ServeArgs;
 use super::config::{ServeOptions, Watch};
 use super::launcher::{PipelineLauncher, Retries, StartRequest};
+use super::pull_request;
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use super::watch::Follower;
 use crate::daemon::locks::{StageLocks, Superseded};
+use crate::daemon::trigger::Decision;
 use crate::dag::Plan;
 use crate::engine::RunId;
 use crate::env;
 use crate::pipeline::Pipeline;
 use crate::server::{self, AppState, Secret};
+use crate::source::github::PullRequestPayload;
 use crate::state::{
     ExecutionId, ExecutionStatus, NewExecution, SourceRevision, Trigger, TriggerKind,
 };
@@ -230,6 +233,7 @@ impl Poll {
                     revision: start.revision,
                     trigger: TriggerKind::Poll,
                     reason: start.reason,
+                    files_from: None,
                 };
                 if merged.try_send(request).is_err() {
                     warn!(
@@ -278,6 +282,17 @@ impl Worker {
                     None => break,
                 },
             };
+            let request = match request.files_from.clone() {
+                None => request,
+                Some(pr) => {
+                    let decided = tokio::select! {
+                        decided = self.with_files(request, &pr) => decided,
+                        () = shutdown.cancelled() => break,
+                    };
+                    let Some(request) = decided else { continue };
+                    request
+                }
+            };
             // In line for the source stage now, so executions keep the order requests came in.
             let run_id = RunId::generate();
             self.locks.arrive_first(&run_id.0);
@@ -298,6 +313,38 @@ impl Worker {
                 pipeline = self.pipeline.name,
                 dropped, "shutting down: dropped queued start requests"
             );
+        }
+    }
+
+    /// `request` as its pull request's changed files decide it (`None`: it starts nothing).
+    async fn with_files(
+        &self,
+        request: StartRequest,
+        pr: &PullRequestPayload,
+    ) -> Option<StartRequest> {
+        match pull_request::decide_with_files(&self.settings, &self.pipeline, pr).await {
+            Ok(Decision::Start { revision, reason }) => Some(StartRequest {
+                revision,
+                reason,
+                files_from: None,
+                ..request
+            }),
+            Ok(Decision::Skip { reason }) => {
+                info!(
+                    pipeline = self.pipeline.name,
+                    reason, "the pull request starts nothing"
+                );
+                None
+            }
+            Err(error) => {
+                warn!(
+                    pipeline = self.pipeline.name,
+                    pull_request = pr.number,
+                    error = %format!("{error:#}"),
+                    "could not list the files of a pull request; it starts nothing"
+                );
+                None
+            }
         }
     }
 

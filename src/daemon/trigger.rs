@@ -130,18 +130,12 @@ pub fn decide(source: &SourceConfig, push: &PushEvent) -> Decision {
 /// PR head's commit; actions other than open, reopen, synchronize and close start nothing.
 pub fn decide_pull_request(source: &SourceConfig, activity: &PullRequestActivity<'_>) -> Decision {
     let pr = activity.payload;
-    let (event, verb) = match &pr.action {
-        PullRequestAction::Opened => (PullRequestEvent::Open, "opened"),
-        PullRequestAction::Reopened => (PullRequestEvent::Open, "reopened"),
-        PullRequestAction::Synchronize => (PullRequestEvent::Updated, "updated"),
-        PullRequestAction::Closed { merged: true } => (PullRequestEvent::Closed, "merged"),
-        PullRequestAction::Closed { merged: false } => (PullRequestEvent::Closed, "closed"),
-        PullRequestAction::Other(action) => {
-            return skip(format!(
-                "pull request #{} action {action} is not open, update or close (P29)",
-                pr.number
-            ));
-        }
+    let Some((event, verb)) = pull_request_event(&pr.action) else {
+        return skip(format!(
+            "pull request #{} action {} is not open, update or close (P29)",
+            pr.number,
+            pr.action.name()
+        ));
     };
     let subject = format!(
         "pull request #{} ({} into {}) {verb}",
@@ -183,6 +177,34 @@ pub fn decide_pull_request(source: &SourceConfig, activity: &PullRequestActivity
         }
     }
     skip(format!("{subject}: {}", misses.join(", and ")))
+}
+
+/// Whether `pr` can only be decided once its changed files are known: a pull-request filter
+/// whose event and base branch match has `file_paths`, and the webhook lists no files.
+pub fn pull_request_needs_files(source: &SourceConfig, pr: &PullRequestPayload) -> bool {
+    let Some((event, _)) = pull_request_event(&pr.action) else {
+        return false;
+    };
+    source.triggers.as_ref().is_some_and(|triggers| {
+        triggers.pull_request.iter().any(|filter| {
+            filter.file_paths.is_some()
+                && filter.events.contains(&event)
+                && explain(&filter.branches, &pr.base_ref, "").is_ok()
+        })
+    })
+}
+
+/// The trigger event of a pull-request action and its verb for reasons; `None` for actions
+/// that start nothing (P29).
+fn pull_request_event(action: &PullRequestAction) -> Option<(PullRequestEvent, &'static str)> {
+    match action {
+        PullRequestAction::Opened => Some((PullRequestEvent::Open, "opened")),
+        PullRequestAction::Reopened => Some((PullRequestEvent::Open, "reopened")),
+        PullRequestAction::Synchronize => Some((PullRequestEvent::Updated, "updated")),
+        PullRequestAction::Closed { merged: true } => Some((PullRequestEvent::Closed, "merged")),
+        PullRequestAction::Closed { merged: false } => Some((PullRequestEvent::Closed, "closed")),
+        PullRequestAction::Other(_) => None,
+    }
 }
 
 /// What a manual start builds: the HEAD of `source.branch`, whatever the triggers (P30, E15).
@@ -490,6 +512,23 @@ mod tests {
         assert_eq!(
             decide_pull_request(&source(Some(triggers)), &activity),
             skipped(reason)
+        );
+    }
+
+    #[test_case(PR_FILES, PullRequestAction::Synchronize, "main", true ; "file filter matches event and base")]
+    #[test_case(PR_FILES, PullRequestAction::Opened, "legacy", false ; "base excluded")]
+    #[test_case(PR_MAIN, PullRequestAction::Opened, "main", false ; "no file filter")]
+    #[test_case(PR_FILES, PullRequestAction::Other("labeled".to_owned()), "main", false ; "ignored action")]
+    fn pull_requests_that_wait_for_their_files(
+        triggers: &str,
+        action: PullRequestAction,
+        base: &str,
+        needs: bool,
+    ) {
+        let payload = pull_request(action, base);
+        assert_eq!(
+            pull_request_needs_files(&source(Some(triggers)), &payload),
+            needs
         );
     }
 

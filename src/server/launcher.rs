@@ -8,7 +8,7 @@
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
-use crate::source::github::PushPayload;
+use crate::source::github::{PullRequestPayload, PushPayload};
 use crate::state::RetryMode;
 
 /// Decides what a trigger starts and queues it.
@@ -16,6 +16,9 @@ pub trait Launcher: Send + Sync + 'static {
     /// A verified push delivery; `delivery` is its `X-GitHub-Delivery` id, by which a
     /// redelivery is recognised and starts nothing new.
     fn push(&self, delivery: Option<&str>, push: &PushPayload) -> PushReply;
+
+    /// A verified pull-request delivery (P29), deduplicated like a push.
+    fn pull_request(&self, delivery: Option<&str>, pr: &PullRequestPayload) -> PushReply;
 
     /// A manual start of the pipeline named `pipeline` at the head of its branch.
     fn start(&self, pipeline: &str) -> Result<Started, StartRefused>;

@@ -15,7 +15,7 @@ use super::{
     AppState, Launcher, PipelineInfo, PushReply, RetryRefused, RetryRequest, RetryStarted, Secret,
     StageInfo, StartRefused, Started, router,
 };
-use crate::source::github::PushPayload;
+use crate::source::github::{PullRequestPayload, PushPayload};
 use crate::state::Store;
 
 /// The webhook secret of [`state`].
@@ -31,6 +31,7 @@ pub(crate) const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub(crate) struct FakeLauncher {
     pub(crate) reply: PushReply,
     pub(crate) pushes: Mutex<Vec<(Option<String>, PushPayload)>>,
+    pub(crate) pull_requests: Mutex<Vec<(Option<String>, PullRequestPayload)>>,
     pub(crate) starts: Mutex<Vec<String>>,
     pub(crate) retries: Mutex<Vec<RetryRequest>>,
 }
@@ -40,6 +41,7 @@ impl FakeLauncher {
         Arc::new(Self {
             reply,
             pushes: Mutex::new(Vec::new()),
+            pull_requests: Mutex::new(Vec::new()),
             starts: Mutex::new(Vec::new()),
             retries: Mutex::new(Vec::new()),
         })
@@ -56,6 +58,14 @@ impl Launcher for FakeLauncher {
             .lock()
             .unwrap()
             .push((delivery.map(str::to_owned), push.clone()));
+        self.reply.clone()
+    }
+
+    fn pull_request(&self, delivery: Option<&str>, pr: &PullRequestPayload) -> PushReply {
+        self.pull_requests
+            .lock()
+            .unwrap()
+            .push((delivery.map(str::to_owned), pr.clone()));
         self.reply.clone()
     }
 

@@ -152,6 +152,14 @@ impl Mirror {
         .await
     }
 
+    /// The best common ancestor of two commits the mirror holds, or `None` when they share
+    /// no history (what a pull request's changes are measured from).
+    pub async fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, SourceError> {
+        let inner = Arc::clone(&self.inner);
+        let (a, b) = (a.to_owned(), b.to_owned());
+        blocking("find a merge base", move || inner.merge_base(&a, &b)).await
+    }
+
     /// Paths changed between two commits, sorted; a rename lists both names. `from_sha` may be
     /// empty or all zeros (a new branch), which compares against an empty tree.
     pub async fn changed_paths(
@@ -247,6 +255,23 @@ impl Inner {
             ),
         };
         Ok(Commit::from_git2(&commit, branch))
+    }
+
+    fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>, SourceError> {
+        let repo = self.open()?;
+        let (first, second) = (
+            find_commit(&repo, a, &self.locator)?.id(),
+            find_commit(&repo, b, &self.locator)?.id(),
+        );
+        match repo.merge_base(first, second) {
+            Ok(base) => Ok(Some(base.to_string())),
+            Err(error) if error.code() == ErrorCode::NotFound => Ok(None),
+            Err(source) => Err(SourceError::Diff {
+                from: a.to_owned(),
+                to: b.to_owned(),
+                source,
+            }),
+        }
     }
 
     fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>, SourceError> {

@@ -253,6 +253,19 @@ pub enum PullRequestAction {
     Other(String),
 }
 
+impl PullRequestAction {
+    /// GitHub's spelling of the action (`opened`, `synchronize`, `labeled`, ...).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Opened => "opened",
+            Self::Reopened => "reopened",
+            Self::Synchronize => "synchronize",
+            Self::Closed { .. } => "closed",
+            Self::Other(action) => action,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct PingJson {
     hook_id: Option<u64>,

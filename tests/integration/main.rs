@@ -42,6 +42,8 @@ mod pipeline_rules;
 #[cfg(feature = "docker-tests")]
 mod pipeline_run;
 #[cfg(feature = "docker-tests")]
+mod pull_requests;
+#[cfg(feature = "docker-tests")]
 mod robustness;
 #[cfg(feature = "docker-tests")]
 mod rollback;

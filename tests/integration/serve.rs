@@ -49,13 +49,24 @@ pub(crate) fn deliver(
     delivery: &str,
     signature: Option<&str>,
 ) -> (u16, String) {
+    deliver_event(address, "push", body, delivery, signature)
+}
+
+/// POSTs a delivery of `event`; returns the status code and the body.
+pub(crate) fn deliver_event(
+    address: &str,
+    event: &str,
+    body: &str,
+    delivery: &str,
+    signature: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut request = format!(
         "POST /hooks/github HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-         X-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nContent-Length: {}\r\n\
+         X-GitHub-Event: {event}\r\nX-GitHub-Delivery: {delivery}\r\nContent-Length: {}\r\n\
          Connection: close\r\n",
         body.len()
     );

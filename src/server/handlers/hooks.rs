@@ -95,7 +95,10 @@ async fn receive(
             let reply = state.launcher.push(delivery, &push);
             push_reply(reply, delivery, &push.repository)
         }
-        WebhookEvent::PullRequest(_) => Ok(ignored("pull_request")),
+        WebhookEvent::PullRequest(pr) => {
+            let reply = state.launcher.pull_request(delivery, &pr);
+            push_reply(reply, delivery, &pr.repository)
+        }
         WebhookEvent::Ignored { event } => Ok(ignored(&event)),
     }
 }

@@ -21,6 +21,7 @@ pub const SRC: &str = "@SRC@";
 pub struct Pipeline {
     dir: tempfile::TempDir,
     cwd: Option<PathBuf>,
+    log: &'static str,
 }
 
 impl Pipeline {
@@ -30,6 +31,7 @@ impl Pipeline {
         let pipeline = Self {
             dir: tempfile::tempdir().expect("temp dir"),
             cwd: None,
+            log: "runner=warn",
         };
         std::fs::create_dir_all(pipeline.source()).expect("mkdir src");
         pipeline.set_pipeline(yaml);
@@ -64,6 +66,13 @@ impl Pipeline {
         let pipeline = Self::new(&text);
         copy_tree(&repo_root().join("examples/shop"), &pipeline.source());
         pipeline
+    }
+
+    /// Runs the runner with `RUST_LOG=filter` (default `runner=warn`), for tests that read its
+    /// log.
+    pub fn log(mut self, filter: &'static str) -> Self {
+        self.log = filter;
+        self
     }
 
     /// Adds a file to the source tree.
@@ -115,7 +124,7 @@ impl Pipeline {
                 args.into_iter()
                     .map(|a| a.as_ref().replace("{pipeline}", &pipeline)),
             )
-            .env("RUST_LOG", "runner=warn")
+            .env("RUST_LOG", self.log)
             .env("NO_COLOR", "1");
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
