@@ -103,7 +103,9 @@ impl S3Client {
         Ok(())
     }
 
-    /// Writes a whole object in one `PutObject`, with SSE-KMS.
+    /// Writes a whole object in one `PutObject`, with SSE-KMS. Like [`S3Client::upload_part`],
+    /// the payload is not hashed for the signature (`UNSIGNED-PAYLOAD`): the artifact store
+    /// names each object by its SHA-256 and checks it on every read, and TLS covers the wire.
     pub async fn put_object(&self, object: &NewObject<'_>, body: Bytes) -> Result<(), AwsError> {
         self.client
             .put_object()
@@ -114,6 +116,8 @@ impl S3Client {
             .set_metadata(Some(metadata(object)))
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
             .body(ByteStream::from(body))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|error| self.new_object_call("PutObject", object).fail(error))?;
@@ -159,6 +163,8 @@ impl S3Client {
             .part_number(part_number)
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
             .body(ByteStream::from(body))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|error| self.new_object_call("UploadPart", object).fail(error))?;
