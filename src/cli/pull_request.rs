@@ -6,10 +6,11 @@
 use anyhow::Context as _;
 
 use super::settings::Settings;
+use super::source_step;
 use crate::daemon::trigger::{self, Decision, PullRequestActivity};
-use crate::pipeline::{Pipeline, RepoRef};
+use crate::pipeline::Pipeline;
+use crate::source::Revision;
 use crate::source::github::PullRequestPayload;
-use crate::source::{GitAuth, Mirror, RepoLocator, Revision};
 
 /// Whether `pr` starts `pipeline` once its changed files are known, and why.
 pub(crate) async fn decide_with_files(
@@ -17,21 +18,13 @@ pub(crate) async fn decide_with_files(
     pipeline: &Pipeline,
     pr: &PullRequestPayload,
 ) -> anyhow::Result<Decision> {
-    let repo = match &pipeline.source.repo {
-        RepoRef::Path(dir) => fs_err::canonicalize(dir)
-            .context("open the source repository")?
-            .display()
-            .to_string(),
-        other => other.to_string(),
-    };
-    let locator = RepoLocator::parse_with_base(&repo, &settings.github_base)?;
-    let mirror = Mirror::open_or_init(
+    let repo = source_step::repo_input(&pipeline.source.repo)?;
+    let (mirror, locator) = source_step::open_mirror(
         &settings.data_dir.join("mirrors"),
-        locator.clone(),
-        GitAuth::from_env(),
+        &settings.github_base,
+        &repo,
     )
-    .await
-    .context("open the repository mirror")?;
+    .await?;
     let head = mirror
         .fetch_revision(&Revision::parse(&pr.head_sha)?)
         .await

@@ -13,6 +13,31 @@ use crate::engine::ActionOutputs;
 use crate::pipeline::{ActionId, ActionKind, Pipeline, RepoRef};
 use crate::source::{GitAuth, Mirror, RepoLocator, Revision, SourceVariables};
 
+/// `repo` as a locator accepts it: a local path made absolute, anything else as written.
+pub(crate) fn repo_input(repo: &RepoRef) -> anyhow::Result<String> {
+    Ok(match repo {
+        RepoRef::Path(dir) => fs_err::canonicalize(dir)
+            .context("open the source repository")?
+            .display()
+            .to_string(),
+        other => other.to_string(),
+    })
+}
+
+/// The mirror of `repo` (`owner/name` under `github_base`, a URL or an absolute path) in
+/// `mirrors`, created on first use, and its locator.
+pub(crate) async fn open_mirror(
+    mirrors: &Path,
+    github_base: &str,
+    repo: &str,
+) -> anyhow::Result<(Mirror, RepoLocator)> {
+    let locator = RepoLocator::parse_with_base(repo, github_base)?;
+    let mirror = Mirror::open_or_init(mirrors, locator.clone(), GitAuth::from_env())
+        .await
+        .context("open the repository mirror")?;
+    Ok((mirror, locator))
+}
+
 /// What the source stage produced.
 pub(crate) struct Fetched {
     /// Each source action's outputs.
@@ -70,18 +95,9 @@ pub(crate) async fn fetch<S: ArtifactStore>(
                 (None, snapshot_variables(dir))
             }
             (None, repo) => {
-                let input = match repo {
-                    RepoRef::Path(dir) => fs_err::canonicalize(dir)
-                        .context("open the source repository")?
-                        .display()
-                        .to_string(),
-                    other => other.to_string(),
-                };
-                let locator = RepoLocator::parse_with_base(&input, options.github_base)?;
-                let mirror =
-                    Mirror::open_or_init(&options.mirrors, locator.clone(), GitAuth::from_env())
-                        .await
-                        .context("open the repository mirror")?;
+                let input = repo_input(repo)?;
+                let (mirror, locator) =
+                    open_mirror(&options.mirrors, options.github_base, &input).await?;
                 let commit = mirror
                     .fetch_revision(&Revision::parse(&asked)?)
                     .await

@@ -17,10 +17,11 @@ use super::Outcome;
 use super::args::WatchArgs;
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
+use super::source_step;
 use crate::daemon::poll::{PollOutcome, Poller};
 use crate::daemon::trigger::{self, Decision, PushEvent};
 use crate::pipeline::{Pipeline, RepoRef};
-use crate::source::{GitAuth, Mirror, RepoLocator};
+use crate::source::Mirror;
 use crate::state::TriggerKind;
 
 /// Runs `runner watch`.
@@ -79,14 +80,12 @@ impl Follower {
         interval: Duration,
     ) -> anyhow::Result<Self> {
         let branch = branch.map_or_else(|| pipeline.source.branch.clone(), str::to_owned);
-        let locator = RepoLocator::parse_with_base(repo, &settings.github_base)?;
-        let mirror = Mirror::open_or_init(
+        let (mirror, locator) = source_step::open_mirror(
             &settings.data_dir.join("mirrors"),
-            locator.clone(),
-            GitAuth::from_env(),
+            &settings.github_base,
+            repo,
         )
-        .await
-        .context("open the repository mirror")?;
+        .await?;
         let last_built = last_revision(workspace, pipeline).await;
         let poller = Poller::new(&branch, interval).with_last(last_built);
         info!(repo = %locator.redacted_url(), branch, pipeline = %pipeline.name, "watching");
