@@ -287,7 +287,14 @@ impl Worker {
                 Some(pr) => {
                     let decided = tokio::select! {
                         decided = self.with_files(request, &pr) => decided,
-                        () = shutdown.cancelled() => break,
+                        () = shutdown.cancelled() => {
+                            warn!(
+                                pipeline = self.pipeline.name,
+                                pull_request = pr.number,
+                                "shutting down: dropped a pull request whose files were being listed"
+                            );
+                            break;
+                        }
                     };
                     let Some(request) = decided else { continue };
                     request
@@ -299,10 +306,14 @@ impl Worker {
             let worker = self.clone();
             let stop = shutdown.clone();
             running.spawn(async move { worker.admit(run_id, request, stop).await });
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                self.ended(joined);
+            }
         }
         // Executions already running finish (or are stopped by `abort`) before exit.
-        while running.join_next().await.is_some() {}
+        while let Some(joined) = running.join_next().await {
+            self.ended(joined);
+        }
         queue.close();
         let mut dropped = 0;
         while queue.try_recv().is_ok() {
@@ -316,13 +327,32 @@ impl Worker {
         }
     }
 
+    /// Logs an execution task that panicked (its stage locks went with its `LocksHeld`).
+    fn ended(&self, joined: Result<(), tokio::task::JoinError>) {
+        if let Err(error) = joined {
+            warn!(pipeline = self.pipeline.name, error = %error, "an execution task ended abnormally");
+        }
+    }
+
     /// `request` as its pull request's changed files decide it (`None`: it starts nothing).
+    /// The fetch takes the source steps' turn (they share the mirror) and at most
+    /// [`PULL_REQUEST_CHECK_TIMEOUT`], so a stalled remote cannot hold up the queue.
     async fn with_files(
         &self,
         request: StartRequest,
         pr: &PullRequestPayload,
     ) -> Option<StartRequest> {
-        match pull_request::decide_with_files(&self.settings, &self.pipeline, pr).await {
+        let decided = tokio::time::timeout(PULL_REQUEST_CHECK_TIMEOUT, async {
+            let _turn = self.workspace.source_turn.lock().await;
+            pull_request::decide_with_files(&self.settings, &self.pipeline, pr).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "fetching took longer than {PULL_REQUEST_CHECK_TIMEOUT:?}"
+            ))
+        });
+        match decided {
             Ok(Decision::Start { revision, reason }) => Some(StartRequest {
                 revision,
                 reason,
@@ -351,6 +381,11 @@ impl Worker {
     /// Waits for the source stage, then runs the execution; one superseded in front of it is
     /// recorded as such (P20 R3), and one still waiting at shutdown is dropped.
     async fn admit(&self, run_id: RunId, request: StartRequest, shutdown: CancellationToken) {
+        // Whatever happens below, a panic included, the execution lets go of its locks.
+        let _held = LocksHeld {
+            locks: Arc::clone(&self.locks),
+            run: run_id.0.clone(),
+        };
         let admission = tokio::select! {
             admission = self.locks.enter(&run_id.0, 0) => Some(admission),
             () = shutdown.cancelled() => None,
@@ -374,7 +409,6 @@ impl Worker {
                 "shutting down: dropped a start request waiting for the source stage"
             ),
         }
-        self.locks.finish(&run_id.0);
     }
 
     /// Records `request` as execution `id` that ended `Superseded` before its source stage ran.
@@ -443,6 +477,21 @@ impl Worker {
                 );
             }
         }
+    }
+}
+
+/// How long a pull request's file check may fetch before the request is dropped.
+const PULL_REQUEST_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One execution's hold on its pipeline's stage locks, let go when dropped.
+struct LocksHeld {
+    locks: Arc<StageLocks>,
+    run: String,
+}
+
+impl Drop for LocksHeld {
+    fn drop(&mut self) {
+        self.locks.finish(&self.run);
     }
 }
 

@@ -145,6 +145,12 @@ impl StageLocks {
     ) -> Option<watch::Receiver<Admission>> {
         let mut inner = self.lock();
         let entry = inner.runs.entry(run.to_owned()).or_default();
+        // A stage it holds stays its own even once it was superseded in front of another.
+        if let Some(sender) = entry.arrived.get(&stage)
+            && *sender.borrow() == Admission::Entered
+        {
+            return Some(sender.subscribe());
+        }
         if let Some(reason) = &entry.superseded {
             let (_, receiver) = watch::channel(Admission::Superseded(reason.clone()));
             return Some(receiver);

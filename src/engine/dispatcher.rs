@@ -408,6 +408,12 @@ impl<'a> Dispatcher<'a> {
                 .any(|s| *s == State::Done(ActionStatus::Failed));
     }
 
+    /// Whether the execution stays in `stage` after it ended: an automatic retry (P39) is
+    /// about to re-run it, or a rollback of it (P41, P42) follows the execution.
+    pub(crate) fn stays_in(&self, stage: usize) -> bool {
+        self.retrying.contains_key(&stage) || self.rollback == Some(stage)
+    }
+
     /// Ends every started stage that is still open (nothing runs any more).
     pub(crate) fn close(&mut self) -> Vec<RunEventKind> {
         self.finish_stages(true);
@@ -569,6 +575,7 @@ mod tests {
                 status: RunStatus::Failed
             }]
         );
+        assert!(dispatcher.stays_in(1), "the retry keeps the stage (and its lock)");
         assert_eq!(
             dispatcher.start_ready(),
             vec![id(1, 0)],
@@ -586,6 +593,7 @@ mod tests {
             dispatcher.start_ready().is_empty(),
             "one automatic retry only"
         );
+        assert!(!dispatcher.stays_in(1), "the last failure leaves the stage");
         assert_eq!(dispatcher.status(), RunStatus::Failed);
     }
 
@@ -704,6 +712,7 @@ mod tests {
             dispatcher.finish(id(1, 0), &outcome(ActionStatus::Failed));
             dispatcher.finish(id(1, 1), &outcome(ActionStatus::Succeeded));
             assert_eq!(dispatcher.rollback(), expected, "{operator}");
+            assert_eq!(dispatcher.stays_in(1), expected.is_some(), "{operator}");
             assert_eq!(dispatcher.status(), RunStatus::Failed);
         }
     }

@@ -20,9 +20,22 @@ pub(super) struct HeldStarts {
 }
 
 impl HeldStarts {
-    /// Holds `event`, the start of `stage`, until an action passes the stage's gate.
-    pub(super) fn hold(&self, stage: usize, event: RunEventKind) {
-        self.lock().insert(stage, event);
+    /// Holds `event` when it starts a stage with actions about to run (`ready`), until one of
+    /// them passes the stage's gate; gives back any other event.
+    pub(super) fn hold_start(
+        &self,
+        event: RunEventKind,
+        ready: &[ActionId],
+    ) -> Option<RunEventKind> {
+        match event {
+            RunEventKind::StageStarted { stage, .. }
+                if ready.iter().any(|id| id.stage == stage) =>
+            {
+                self.lock().insert(stage, event);
+                None
+            }
+            other => Some(other),
+        }
     }
 
     fn take(&self, stage: usize) -> Option<RunEventKind> {

@@ -226,14 +226,24 @@ where
         };
         let held_starts = Arc::new(entry::HeldStarts::default());
         let emit = |kind: RunEventKind| {
-            if let RunEventKind::StageFinished { stage, .. } = &kind {
-                approvals.left_stage(&run_id, *stage);
-                if held_starts.never_started(*stage) {
-                    // Superseded or stopped in front of it: the stage was never entered.
-                    return;
-                }
+            if let RunEventKind::StageFinished { stage, .. } = &kind
+                && held_starts.never_started(*stage)
+            {
+                // Superseded or stopped in front of it: the stage was never entered.
+                return;
             }
             emit_at(Utc::now(), kind);
+        };
+        // The gate hears that a stage ended unless the execution stays in it (an automatic
+        // retry, or a rollback the caller starts next): it keeps the stage's lock, so no other
+        // execution enters between the attempts (P20). The caller lets go when it is done.
+        let stage_event = |kind: RunEventKind, dispatcher: &Dispatcher| {
+            if let RunEventKind::StageFinished { stage, .. } = &kind
+                && !dispatcher.stays_in(*stage)
+            {
+                approvals.left_stage(&run_id, *stage);
+            }
+            emit(kind);
         };
         emit(RunEventKind::RunStarted);
         let mut dispatcher = Dispatcher::new(&request.pipeline, &request.plan, &request.completed)
@@ -256,13 +266,8 @@ where
                 let ready = dispatcher.start_ready();
                 for kind in dispatcher.take_stage_events() {
                     // A stage with actions to run starts when one passes its gate (`entry`).
-                    match kind {
-                        RunEventKind::StageStarted { stage, .. }
-                            if ready.iter().any(|id| id.stage == stage) =>
-                        {
-                            context.held_starts.hold(stage, kind);
-                        }
-                        kind => emit(kind),
+                    if let Some(kind) = context.held_starts.hold_start(kind, &ready) {
+                        stage_event(kind, &dispatcher);
                     }
                 }
                 for id in ready {
@@ -294,11 +299,11 @@ where
                 },
             );
             for kind in dispatcher.take_stage_events() {
-                emit(kind);
+                stage_event(kind, &dispatcher);
             }
         }
         for kind in dispatcher.close() {
-            emit(kind);
+            stage_event(kind, &dispatcher);
         }
         let status = dispatcher.status();
         emit(RunEventKind::RunFinished { status });
