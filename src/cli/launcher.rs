@@ -75,6 +75,8 @@ pub(crate) struct Retries {
     checking: tokio::sync::Mutex<()>,
     /// Retries still running; [`Retries::finish`] waits for them.
     running: Mutex<JoinSet<()>>,
+    /// The pipelines' stage locks, in the order of `pipelines`; empty: retries take none.
+    locks: Vec<Arc<StageLocks>>,
 }
 
 impl Retries {
@@ -95,7 +97,17 @@ impl Retries {
             abort,
             checking: tokio::sync::Mutex::new(()),
             running: Mutex::new(JoinSet::new()),
+            locks: Vec::new(),
         }
+    }
+
+    /// Retries take the stage locks of their pipeline (`locks`, in the order of the pipelines)
+    /// as executions do, and are refused while another execution is in the stage or waits in
+    /// front of it.
+    #[must_use]
+    pub(crate) fn with_stage_locks(mut self, locks: Vec<Arc<StageLocks>>) -> Self {
+        self.locks = locks;
+        self
     }
 
     /// Waits for every running retry; after the shutdown grace, `abort` has stopped them.
@@ -114,10 +126,11 @@ impl Retries {
             .get_execution(&execution)
             .await
             .map_err(refused)?;
-        let Some((pipeline, plan)) = self
+        let Some((index, (pipeline, plan))) = self
             .pipelines
             .iter()
-            .find(|(pipeline, _)| pipeline.name == detail.execution.pipeline)
+            .enumerate()
+            .find(|(_, (pipeline, _))| pipeline.name == detail.execution.pipeline)
         else {
             return Err(RetryRefused::NotFound {
                 what: "pipeline",
@@ -137,6 +150,20 @@ impl Retries {
             .await
             .map_err(|error| refused_retry(&error))?
         };
+        let locks = self.locks.get(index).cloned();
+        if let Some(locks) = &locks {
+            let stage = prepared.stage_index();
+            if locks.busy(stage, &request.execution) {
+                return Err(RetryRefused::Conflict {
+                    reason: format!(
+                        "another execution is in stage {} or waits in front of it; retry once \
+                         it has passed (P37)",
+                        prepared.stage()
+                    ),
+                });
+            }
+            locks.resume_at(&request.execution, stage);
+        }
         let started = RetryStarted {
             execution: request.execution,
             stage: prepared.stage().to_owned(),
@@ -145,13 +172,13 @@ impl Retries {
         let this = Arc::clone(&self);
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         while running.try_join_next().is_some() {}
-        running.spawn(async move { this.run(prepared).await });
+        running.spawn(async move { this.run(prepared, locks).await });
         Ok(started)
     }
 
     /// Runs a prepared retry; when it cannot even start, the execution ends `Failed` instead of
     /// staying `InProgress`.
-    async fn run(&self, prepared: retry::PreparedRetry) {
+    async fn run(&self, prepared: retry::PreparedRetry, locks: Option<Arc<StageLocks>>) {
         let execution = prepared.execution().clone();
         let stage = prepared.stage().to_owned();
         let outcome = retry::run_prepared(
@@ -160,8 +187,12 @@ impl Retries {
             prepared,
             self.parallelism,
             Some(&self.abort),
+            locks.as_ref(),
         )
         .await;
+        if let Some(locks) = &locks {
+            locks.finish(execution.as_str());
+        }
         match outcome {
             Ok(outcome) => info!(
                 execution = execution.as_str(),

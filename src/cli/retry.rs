@@ -16,6 +16,7 @@ use super::args::RetryArgs;
 use super::run::{self, PIPELINE_VARIABLES, Workspace};
 use super::settings::Settings;
 use crate::artifacts::{AnyArtifactStore, ArtifactRef, ArtifactStore as _, Sha256Hex};
+use crate::daemon::locks::StageLocks;
 use crate::dag::Plan;
 use crate::engine::{ActionOutputs, ExecutionRequest, RunId};
 use crate::pipeline::{self, ActionId, Pipeline};
@@ -109,6 +110,11 @@ impl PreparedRetry {
     pub(crate) fn stage(&self) -> &str {
         &self.pipeline.stages[self.stage_index].name
     }
+
+    /// The stage retried, by position.
+    pub(crate) fn stage_index(&self) -> usize {
+        self.stage_index
+    }
 }
 
 /// Runs `runner retry`.
@@ -140,7 +146,7 @@ pub(crate) async fn retry(settings: &Settings, args: &RetryArgs) -> anyhow::Resu
         RetryMode::FailedActions
     };
     let prepared = prepare(&workspace, &pipeline, &plan, &execution, &args.stage, mode).await?;
-    run_prepared(settings, &workspace, prepared, args.parallelism, None).await
+    run_prepared(settings, &workspace, prepared, args.parallelism, None, None).await
 }
 
 /// The index of `stage` in `pipeline`, which must not be the source stage.
@@ -285,6 +291,7 @@ pub(crate) async fn run_prepared(
     prepared: PreparedRetry,
     parallelism: usize,
     stop: Option<&CancellationToken>,
+    locks: Option<&Arc<StageLocks>>,
 ) -> anyhow::Result<Outcome> {
     println!(
         "==> retrying stage {} of execution {} ({})",
@@ -312,7 +319,7 @@ pub(crate) async fn run_prepared(
         request,
         Some((prepared.stage_index, prepared.mode)),
         stop,
-        None,
+        locks,
     )
     .await
 }

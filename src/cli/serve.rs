@@ -69,17 +69,20 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     }
     let pipelines: Vec<Arc<Pipeline>> = loaded.iter().map(|(p, _, _)| Arc::clone(p)).collect();
     let abort = CancellationToken::new();
-    let retries = Arc::new(Retries::new(
-        settings.clone(),
-        Arc::clone(&workspace),
-        loaded
-            .iter()
-            .map(|(pipeline, plan, _)| (Arc::clone(pipeline), Arc::clone(plan)))
-            .collect(),
-        options.parallelism,
-        abort.clone(),
-    ));
     let stage_locks = stage_locks(&pipelines);
+    let retries = Arc::new(
+        Retries::new(
+            settings.clone(),
+            Arc::clone(&workspace),
+            loaded
+                .iter()
+                .map(|(pipeline, plan, _)| (Arc::clone(pipeline), Arc::clone(plan)))
+                .collect(),
+            options.parallelism,
+            abort.clone(),
+        )
+        .with_stage_locks(stage_locks.clone()),
+    );
     let (launcher, queues) = PipelineLauncher::new(&pipelines, options.queue_capacity);
     let launcher = launcher
         .with_retries(Arc::clone(&retries))

@@ -127,6 +127,30 @@ impl StageLocks {
         inner.runs.remove(run);
     }
 
+    /// Whether an execution other than `run` is inside `stage` or waits in front of it.
+    pub fn busy(&self, stage: usize, run: &str) -> bool {
+        let inner = self.lock();
+        inner
+            .scheduler
+            .running(stage)
+            .iter()
+            .any(|other| other != run)
+            || inner
+                .scheduler
+                .waiting(stage)
+                .iter()
+                .any(|other| *other != run)
+    }
+
+    /// `run` comes back at `stage` (a stage retry of an ended execution): it has passed every
+    /// stage before, so [`StageLocks::enter`] lines it up at `stage` only.
+    pub fn resume_at(&self, run: &str, stage: usize) {
+        let mut inner = self.lock();
+        let entry = inner.runs.entry(run.to_owned()).or_default();
+        entry.passed.extend(0..stage);
+        entry.superseded = None;
+    }
+
     /// How many executions wait in front of a stage.
     pub fn waiting(&self) -> usize {
         let inner = self.lock();
@@ -324,6 +348,25 @@ mod tests {
         assert!(pending(&mut again).await, "c2 holds build now");
         locks.leave("c2", 1);
         assert_eq!(again.await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_execution_lines_up_at_its_stage_only() {
+        let locks = locks(ExecutionMode::Queued);
+        locks.arrive_first("c2");
+        assert_eq!(locks.enter("c2", 0).await, Ok(()), "c2 holds source");
+        assert!(locks.busy(0, "c1"));
+        assert!(!locks.busy(1, "c1"));
+        locks.resume_at("c1", 1);
+        assert_eq!(
+            locks.enter("c1", 1).await,
+            Ok(()),
+            "source is not in its way"
+        );
+        assert!(locks.busy(1, "c2"));
+        assert!(!locks.busy(1, "c1"), "its own hold is not busy for it");
+        locks.finish("c1");
+        assert!(!locks.busy(1, "c2"));
     }
 
     #[tokio::test]

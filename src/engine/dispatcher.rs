@@ -575,7 +575,10 @@ mod tests {
                 status: RunStatus::Failed
             }]
         );
-        assert!(dispatcher.stays_in(1), "the retry keeps the stage (and its lock)");
+        assert!(
+            dispatcher.stays_in(1),
+            "the retry keeps the stage (and its lock)"
+        );
         assert_eq!(
             dispatcher.start_ready(),
             vec![id(1, 0)],
