@@ -129,6 +129,7 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
             plan,
             locks,
             parallelism: options.parallelism,
+            capacity: options.queue_capacity.max(1),
             abort: abort.clone(),
         };
         workers.spawn(worker.run(queue, shutdown.clone()));
@@ -269,6 +270,9 @@ struct Worker {
     plan: Arc<Plan>,
     locks: Arc<StageLocks>,
     parallelism: usize,
+    /// How many executions may wait for the source stage before requests stay in the queue,
+    /// which refuses webhooks once it is full too.
+    capacity: usize,
     /// Stops the running execution (after the shutdown grace).
     abort: CancellationToken,
 }
@@ -276,7 +280,13 @@ struct Worker {
 impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<StartRequest>, shutdown: CancellationToken) {
         let mut running = JoinSet::new();
-        loop {
+        'requests: loop {
+            while self.locks.waiting_at(0) >= self.capacity {
+                tokio::select! {
+                    () = shutdown.cancelled() => break 'requests,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                }
+            }
             let request = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,

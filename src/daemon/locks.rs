@@ -151,6 +151,11 @@ impl StageLocks {
         entry.superseded = None;
     }
 
+    /// How many executions wait in front of `stage`.
+    pub fn waiting_at(&self, stage: usize) -> usize {
+        self.lock().scheduler.waiting(stage).len()
+    }
+
     /// How many executions wait in front of a stage.
     pub fn waiting(&self) -> usize {
         let inner = self.lock();
@@ -379,5 +384,6 @@ mod tests {
         locks.finish("c2");
         assert!(c2.await.is_err());
         assert_eq!(locks.waiting(), 0);
+        assert_eq!(locks.waiting_at(0), 0);
     }
 }
