@@ -13,6 +13,7 @@ mod launcher;
 mod pull_request;
 mod recorder;
 mod report;
+mod retries;
 mod retry;
 mod rollback;
 mod run;

@@ -6,7 +6,7 @@
 //! newer execution builds while an older one deploys; under `superseded` only the newest waits
 //! in front of a stage, the older one recorded `Superseded`; `queued` lets them through in
 //! arrival order; `parallel` locks nothing. Stage retries asked for over HTTP run beside them
-//! ([`Retries`]) and take no stage locks.
+//! ([`Retries`]) and take the locks from the retried stage on.
 //!
 //! Pipelines come from `--pipeline` flags and from the `[[pipeline]]` tables of a `--config`
 //! file (`config`); a pipeline with `watch = true` also has its repository polled, its new
@@ -28,8 +28,9 @@ use tracing::{info, warn};
 use super::Outcome;
 use super::args::ServeArgs;
 use super::config::{ServeOptions, Watch};
-use super::launcher::{PipelineLauncher, Retries, StartRequest};
+use super::launcher::{PipelineLauncher, StartRequest};
 use super::pull_request;
+use super::retries::Retries;
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use super::watch::Follower;
