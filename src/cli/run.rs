@@ -243,7 +243,7 @@ pub(crate) async fn start_execution(
     ));
     record_source_stage(&workspace.store, pipeline, &execution, &fetched.outputs).await?;
     if let Some(locks) = &options.locks {
-        locks.leave(&run_id.0, 0);
+        locks.pass_on(&run_id.0, 0, 1);
     }
     workspace
         .store

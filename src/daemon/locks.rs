@@ -120,6 +120,16 @@ impl StageLocks {
         self.handle(&mut inner, event);
     }
 
+    /// `run` is done with stage `from` and goes on to `to`: it lines up in front of `to`
+    /// before it lets go of `from`, so no execution behind it can get ahead in between.
+    pub fn pass_on(&self, run: &str, from: usize, to: usize) {
+        if to < self.stage_names.len() {
+            let mut inner = self.lock();
+            self.arrive(&mut inner, run, to);
+        }
+        self.leave(run, from);
+    }
+
     /// `run` ended: it lets go of every stage and leaves every line.
     pub fn finish(&self, run: &str) {
         let mut inner = self.lock();
@@ -353,6 +363,29 @@ mod tests {
         assert!(pending(&mut again).await, "c2 holds build now");
         locks.leave("c2", 1);
         assert_eq!(again.await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn passing_on_lines_up_before_letting_go() {
+        let locks = locks(ExecutionMode::Queued);
+        locks.arrive_first("c1");
+        locks.arrive_first("c2");
+        assert_eq!(locks.enter("c1", 0).await, Ok(()));
+        locks.arrive_first("c0");
+        // c0 holds build while c1 fetches; c1 is in line at build before c2 gets the source.
+        locks.resume_at("c0", 1);
+        assert_eq!(locks.enter("c0", 1).await, Ok(()));
+        locks.pass_on("c1", 0, 1);
+        assert_eq!(locks.enter("c2", 0).await, Ok(()));
+        locks.pass_on("c2", 0, 1);
+        assert_eq!(locks.waiting_at(1), 2);
+        let mut c2 = Box::pin(locks.enter("c2", 1));
+        let mut c1 = Box::pin(locks.enter("c1", 1));
+        locks.leave("c0", 1);
+        assert_eq!((&mut c1).await, Ok(()), "c1 first: it lined up first");
+        assert!(pending(&mut c2).await);
+        locks.pass_on("c1", 1, 3);
+        assert_eq!(c2.await, Ok(()));
     }
 
     #[tokio::test]
