@@ -96,9 +96,23 @@ impl Retries {
                 id: detail.execution.pipeline,
             });
         };
+        let locks = self.locks.get(index).cloned();
         let prepared = {
             let _checking = self.checking.lock().await;
-            retry::prepare(
+            // Before `prepare`, which marks the execution `InProgress`.
+            let stage = pipeline.stages.iter().position(|s| s.name == request.stage);
+            if let (Some(locks), Some(stage)) = (&locks, stage)
+                && locks.busy(stage, &request.execution)
+            {
+                return Err(RetryRefused::Conflict {
+                    reason: format!(
+                        "another execution is in stage {} or waits in front of it; retry once \
+                         it has passed (P37)",
+                        request.stage
+                    ),
+                });
+            }
+            let prepared = retry::prepare(
                 &self.workspace,
                 pipeline,
                 plan,
@@ -107,22 +121,12 @@ impl Retries {
                 request.mode,
             )
             .await
-            .map_err(|error| refused_retry(&error))?
-        };
-        let locks = self.locks.get(index).cloned();
-        if let Some(locks) = &locks {
-            let stage = prepared.stage_index();
-            if locks.busy(stage, &request.execution) {
-                return Err(RetryRefused::Conflict {
-                    reason: format!(
-                        "another execution is in stage {} or waits in front of it; retry once \
-                         it has passed (P37)",
-                        prepared.stage()
-                    ),
-                });
+            .map_err(|error| refused_retry(&error))?;
+            if let Some(locks) = &locks {
+                locks.resume_at(&request.execution, prepared.stage_index());
             }
-            locks.resume_at(&request.execution, stage);
-        }
+            prepared
+        };
         let started = RetryStarted {
             execution: request.execution,
             stage: prepared.stage().to_owned(),

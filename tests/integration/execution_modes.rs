@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::serve::{SECRET, deliver, push_body, repository, serve_on_loopback, sign};
+use crate::serve::{
+    SECRET, TOKEN, deliver, push_body, repository, request, serve_on_loopback, sign,
+};
 use crate::support::pipeline::{Execution, Pipeline, StageStatus, git, time};
 
 /// The executions of E13 in one mode, in push order (c1, c2, c3).
@@ -187,4 +189,88 @@ fn e13_parallel_runs_all_three_at_once() {
         "all three build at once: {builds:?}"
     );
     e13.nothing_interrupted();
+}
+
+/// Waits until `pipeline`'s execution of `commit` satisfies `done`, and returns it.
+#[track_caller]
+fn wait_for(pipeline: &Pipeline, commit: &str, done: impl Fn(&Execution) -> bool) -> Execution {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let found = executions(pipeline)
+            .into_iter()
+            .find(|e| e.revision.as_deref() == Some(commit));
+        match found {
+            Some(execution) if done(&execution) => return execution,
+            _ if std::time::Instant::now() > deadline => panic!("gave up waiting for {commit}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[test]
+fn a_stage_retry_over_http_is_refused_while_another_execution_holds_the_stage() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let (url, work) = repository(root.path());
+    let mut commits = vec![git(&work, &["rev-parse", "HEAD"])];
+    for message in ["c1", "c2"] {
+        std::fs::write(work.join("msg.txt"), format!("{message}\n")).expect("write");
+        git(&work, &["commit", "-qam", message]);
+        commits.push(git(&work, &["rev-parse", "HEAD"]));
+    }
+    git(&work, &["push", "-q", &url, "HEAD:main"]);
+    let pipeline = Pipeline::new(&format!(
+        "name: served\nsource:\n  repo: {url}\n  branch: main\nexecution_mode: queued\n\
+         defaults:\n  image: runner/test\nstages:\n\
+         \x20 - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n\
+         \x20 - name: build\n    actions:\n      - name: compile\n        type: build\n        inputs: [Src]\n\
+         \x20       buildspec_inline: |\n          version: 0.2\n          phases:\n            build:\n              commands:\n                - if grep -q c1 msg.txt; then exit 1; fi\n                - sleep 6\n"
+    ));
+    let secret_file = root.path().join("secret");
+    std::fs::write(&secret_file, SECRET).expect("write");
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, TOKEN).expect("write");
+    let (secret_arg, token_arg) = (
+        secret_file.display().to_string(),
+        token_file.display().to_string(),
+    );
+    let (serve, address) = serve_on_loopback(
+        &pipeline,
+        &[
+            "--webhook-secret-file",
+            &secret_arg,
+            "--api-token-file",
+            &token_arg,
+        ],
+    );
+    let push = |index: usize| {
+        let body = push_body(&commits[index - 1], &commits[index]);
+        let (status, text) = deliver(&address, &body, &format!("d{index}"), Some(&sign(&body)));
+        assert_eq!(status, 202, "{text}");
+    };
+    push(1);
+    let c1 = wait_for(&pipeline, &commits[1], |e| e.ended_at.is_some());
+    assert_eq!(c1.status, "Failed", "{c1:#?}");
+    push(2);
+    wait_for(&pipeline, &commits[2], |e| {
+        e.stages
+            .iter()
+            .any(|s| s.stage == "build" && s.ended_at.is_none())
+    });
+    let path = format!("/api/v1/executions/{}/stages/build/retry", c1.id);
+    let (status, body) = request(&address, "POST", &path, Some(TOKEN), "");
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("another execution is in stage build"),
+        "{body}"
+    );
+    let c1_after = pipeline.status(Some(&c1.id));
+    assert_eq!(
+        c1_after.status, "Failed",
+        "a refused retry leaves it as it was"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    serve.finish(Duration::from_secs(60)).code(0);
 }
