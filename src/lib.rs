@@ -1,7 +1,7 @@
 //! `runner`: a self-hosted replacement for AWS CodePipeline V2 + CodeBuild.
 //!
 //! Buildspec v0.2 files run unchanged in Docker containers with CodeBuild's semantics. The
-//! layers, lowest first: [`buildspec`] and [`env`] (pure), [`executor`] (containers), [`build`]
+//! layers, lowest first: [`buildspec`] and [`env`](mod@env) (pure), [`executor`] (containers), [`build`]
 //! (one build through an executor), and [`cli`] (wiring). See `ARCHITECTURE.md`.
 
 pub mod artifacts;

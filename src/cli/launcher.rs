@@ -1,6 +1,7 @@
-//! The [`server::Launcher`] of `runner serve`: matches a push or pull request to the served
-//! pipelines by repository, asks `daemon::trigger` whether it starts each, drops redelivered
-//! `X-GitHub-Delivery` ids, and queues a [`StartRequest`] per pipeline to start.
+//! The [`Launcher`](crate::server::Launcher) of `runner serve`: matches a push or pull
+//! request to the served pipelines by repository, asks `daemon::trigger` whether it starts
+//! each, drops redelivered `X-GitHub-Delivery` ids, and queues a [`StartRequest`] per pipeline
+//! to start.
 //!
 //! It lives in `cli` because it joins two L3 modules, `server` (the HTTP side) and `daemon`
 //! (the decisions), which may not name each other (STYLE B2). Nothing here awaits an execution:

@@ -110,7 +110,7 @@ impl Poller {
     }
 
     /// How long to wait before the next poll: the interval, doubled per consecutive failure up
-    /// to [`MAX_BACKOFF`] (never shorter than the interval).
+    /// to `MAX_BACKOFF` (never shorter than the interval).
     pub fn next_delay(&self) -> Duration {
         if self.failures == 0 {
             return self.interval;

@@ -1,6 +1,6 @@
 //! Runs one pipeline execution: the [`Plan`]'s actions, as soon as their dependencies finish.
 //!
-//! [`run`] drives a [`dispatcher::Dispatcher`] (pending/running/done bookkeeping, synchronous
+//! [`run`] drives a `dispatcher::Dispatcher` (pending/running/done bookkeeping, synchronous
 //! and unit-tested) and spawns each ready action into a `JoinSet` bounded by a semaphore.
 //! Actions talk to containers only through [`Executor`] and to artifacts only through
 //! [`ArtifactStore`]; the engine never touches the database: its output is [`RunEvent`]s.

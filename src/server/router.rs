@@ -112,7 +112,7 @@ pub(crate) const API_ROUTES: &[ApiRoute] = {
     ]
 };
 
-/// Every route over `state`: [`API_ROUTES`] and the dashboard's.
+/// Every route over `state`: `API_ROUTES` and the dashboard's.
 ///
 /// | route | auth |
 /// |---|---|
