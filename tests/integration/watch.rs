@@ -53,6 +53,23 @@ fn executions(stdout: &str) -> usize {
         .count()
 }
 
+/// Waits until `count` executions ended in `watch`'s output, so their build containers are
+/// gone before the test kills the watch (a killed runner leaves its last container behind).
+#[track_caller]
+fn wait_ended(watch: &crate::support::pipeline::Running, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ended = |stdout: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("==> execution ") && l.ends_with(" Succeeded"))
+            .count()
+    };
+    while ended(&watch.stdout()) < count {
+        assert!(Instant::now() < deadline, "{}", watch.stdout());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 #[expect(
     clippy::print_stderr,
@@ -80,6 +97,7 @@ fn watch_runs_the_pipeline_once_per_new_head() {
     watch.wait_for("[build.echo] two", Duration::from_secs(90));
     let waited = pushed.elapsed();
     assert_eq!(executions(&watch.stdout()), 2, "{}", watch.stdout());
+    wait_ended(&watch, 2);
     watch.kill_9();
     eprintln!("push to build output: {waited:?}");
 
@@ -91,6 +109,7 @@ fn watch_runs_the_pipeline_once_per_new_head() {
     push(&work, &url, "msg.txt", "three\n");
     again.wait_for("[build.echo] three", Duration::from_secs(90));
     assert_eq!(executions(&again.stdout()), 1, "{}", again.stdout());
+    wait_ended(&again, 1);
     again.kill_9();
     let list = pipeline.run(["list"]);
     assert_eq!(
@@ -129,7 +148,7 @@ fn p28_watch_skips_a_push_that_matches_no_file_filter() {
     assert_eq!(executions(&watch.stdout()), 0, "{}", watch.stdout());
     push(&work, &url, "src/app.txt", "code\n");
     watch.wait_for(" of watched at ", Duration::from_secs(60));
-    watch.wait_for("Succeeded", Duration::from_secs(60));
+    wait_ended(&watch, 1);
     assert_eq!(executions(&watch.stdout()), 1, "{}", watch.stdout());
     watch.kill_9();
 }
@@ -156,6 +175,7 @@ fn serve_with_a_config_file_polls_the_pipelines_it_watches() {
     serve.wait_for("[build.echo] one", Duration::from_secs(90));
     push(&work, &url, "msg.txt", "two\n");
     serve.wait_for("[build.echo] two", Duration::from_secs(90));
+    wait_ended(&serve, 2);
     serve.kill_9();
     let list = pipeline.run(["list", "--pipeline", "watched"]);
     let polled = list
