@@ -100,8 +100,8 @@ impl Retries {
         let prepared = {
             let _checking = self.checking.lock().await;
             // Before `prepare`, which marks the execution `InProgress`.
-            let stage = pipeline.stages.iter().position(|s| s.name == request.stage);
-            if let (Some(locks), Some(stage)) = (&locks, stage)
+            if let Some(locks) = &locks
+                && let Some(stage) = locks.stage_index(&request.stage)
                 && locks.busy(stage, &request.execution)
             {
                 return Err(RetryRefused::Conflict {
@@ -144,6 +144,7 @@ impl Retries {
     async fn run(&self, prepared: retry::PreparedRetry, locks: Option<Arc<StageLocks>>) {
         let execution = prepared.execution().clone();
         let stage = prepared.stage().to_owned();
+        let held = locks.as_ref().map(|locks| locks.hold(execution.as_str()));
         let outcome = retry::run_prepared(
             &self.settings,
             &self.workspace,
@@ -153,9 +154,7 @@ impl Retries {
             locks.as_ref(),
         )
         .await;
-        if let Some(locks) = &locks {
-            locks.finish(execution.as_str());
-        }
+        drop(held);
         match outcome {
             Ok(outcome) => info!(
                 execution = execution.as_str(),

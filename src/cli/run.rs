@@ -346,16 +346,7 @@ pub(crate) async fn execute_until(
     );
     let approvals = Arc::new(FileApprovals::new(settings.data_dir.clone()));
     let gate: Arc<dyn engine::ApprovalGate> = match locks {
-        Some(locks) => Arc::new(LockingGate::new(
-            Arc::clone(&approvals),
-            Arc::clone(locks),
-            request
-                .pipeline
-                .stages
-                .iter()
-                .map(|s| s.name.clone())
-                .collect(),
-        )),
+        Some(locks) => Arc::new(LockingGate::new(Arc::clone(&approvals), Arc::clone(locks))),
         None => Arc::clone(&approvals) as Arc<dyn engine::ApprovalGate>,
     };
     let run_id = request.run_id.clone();

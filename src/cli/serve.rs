@@ -341,7 +341,7 @@ impl Worker {
         }
     }
 
-    /// Logs an execution task that panicked (its stage locks went with its `LocksHeld`).
+    /// Logs an execution task that panicked (its stage locks went with its `Held`).
     fn ended(&self, joined: Result<(), tokio::task::JoinError>) {
         if let Err(error) = joined {
             warn!(pipeline = self.pipeline.name, error = %error, "an execution task ended abnormally");
@@ -396,10 +396,7 @@ impl Worker {
     /// recorded as such (P20 R3), and one still waiting at shutdown is dropped.
     async fn admit(&self, run_id: RunId, request: StartRequest, shutdown: CancellationToken) {
         // Whatever happens below, a panic included, the execution lets go of its locks.
-        let _held = LocksHeld {
-            locks: Arc::clone(&self.locks),
-            run: run_id.0.clone(),
-        };
+        let _held = self.locks.hold(&run_id.0);
         let admission = tokio::select! {
             admission = self.locks.enter(&run_id.0, 0) => Some(admission),
             () = shutdown.cancelled() => None,
@@ -496,18 +493,6 @@ impl Worker {
 
 /// How long a pull request's file check may fetch before the request is dropped.
 const PULL_REQUEST_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// One execution's hold on its pipeline's stage locks, let go when dropped.
-struct LocksHeld {
-    locks: Arc<StageLocks>,
-    run: String,
-}
-
-impl Drop for LocksHeld {
-    fn drop(&mut self) {
-        self.locks.finish(&self.run);
-    }
-}
 
 #[expect(clippy::print_stdout, reason = "the address is this command's output")]
 fn announce(text: &str) {

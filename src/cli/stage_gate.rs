@@ -17,22 +17,12 @@ use crate::pipeline::ExecutionMode;
 pub(crate) struct LockingGate {
     files: Arc<FileApprovals>,
     locks: Arc<StageLocks>,
-    /// The pipeline's stage names, in order, to find a stage's index.
-    stages: Vec<String>,
 }
 
 impl LockingGate {
-    /// A gate over `files` that also takes `locks` for the stages named `stages`.
-    pub(crate) fn new(
-        files: Arc<FileApprovals>,
-        locks: Arc<StageLocks>,
-        stages: Vec<String>,
-    ) -> Self {
-        Self {
-            files,
-            locks,
-            stages,
-        }
+    /// A gate over `files` that also takes `locks`.
+    pub(crate) fn new(files: Arc<FileApprovals>, locks: Arc<StageLocks>) -> Self {
+        Self { files, locks }
     }
 }
 
@@ -55,7 +45,7 @@ impl ApprovalGate for LockingGate {
         stage: &str,
     ) -> BoxFuture<'static, Transition> {
         let disabled = self.files.transition(run, pipeline, mode, stage);
-        let Some(index) = self.stages.iter().position(|name| name == stage) else {
+        let Some(index) = self.locks.stage_index(stage) else {
             return disabled;
         };
         let (locks, run) = (Arc::clone(&self.locks), run.0.clone());

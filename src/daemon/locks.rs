@@ -11,7 +11,7 @@
 //! keeps its place until one of those comes, which the caller always sends.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -32,6 +32,19 @@ enum Admission {
     Entered,
     /// A newer execution replaced it while it waited (P20 R3); the text says which and where.
     Superseded(String),
+}
+
+/// An execution's hold on a pipeline's stage locks ([`StageLocks::hold`]), let go when dropped.
+#[derive(Debug)]
+pub struct Held {
+    locks: Arc<StageLocks>,
+    run: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.locks.finish(&self.run);
+    }
 }
 
 /// The stage locks of one pipeline, shared by all its executions in this process.
@@ -68,6 +81,20 @@ impl StageLocks {
                 scheduler,
                 runs: HashMap::new(),
             }),
+        }
+    }
+
+    /// The index of the stage named `name`.
+    pub fn stage_index(&self, name: &str) -> Option<usize> {
+        self.stage_names.iter().position(|stage| stage == name)
+    }
+
+    /// `run`'s hold on these locks: dropping it (also in a panic) lets go of every stage
+    /// `run` holds or waits for, as [`StageLocks::finish`].
+    pub fn hold(self: &Arc<Self>, run: &str) -> Held {
+        Held {
+            locks: Arc::clone(self),
+            run: run.to_owned(),
         }
     }
 
@@ -140,16 +167,12 @@ impl StageLocks {
     /// Whether an execution other than `run` is inside `stage` or waits in front of it.
     pub fn busy(&self, stage: usize, run: &str) -> bool {
         let inner = self.lock();
-        inner
-            .scheduler
+        let scheduler = &inner.scheduler;
+        scheduler
             .running(stage)
             .iter()
+            .chain(scheduler.waiting(stage))
             .any(|other| other != run)
-            || inner
-                .scheduler
-                .waiting(stage)
-                .iter()
-                .any(|other| *other != run)
     }
 
     /// `run` comes back at `stage` (a stage retry of an ended execution): it has passed every
@@ -200,9 +223,7 @@ impl StageLocks {
             }
             entry.passed.remove(&stage);
         }
-        if let Some(sender) = entry.arrived.get(&stage) {
-            return Some(sender.subscribe());
-        }
+        // Where it already waits, `arrive` gives back that place.
         Some(self.arrive(&mut inner, run, stage))
     }
 
@@ -270,7 +291,6 @@ impl StageLocks {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
