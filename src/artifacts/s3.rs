@@ -23,7 +23,7 @@ use self::download::{Failure, lift_kms_failure, restore, temp_file_in};
 use super::digest::Hashing;
 use super::envelope::{EnvelopeError, Header, Opener, Sealer};
 use super::{ArtifactError, ArtifactRef, ArtifactStore, Sha256Hex, io_error};
-use crate::aws::{AwsConfig, KmsClient, NewObject, Resource, S3Client};
+use crate::aws::{AwsConfig, AwsError, KmsClient, NewObject, Resource, S3Client};
 
 pub use key_wrapper::KmsKeyWrapper;
 
@@ -89,14 +89,11 @@ impl S3ArtifactStore {
     /// wrong bucket, key or endpoint is reported at startup rather than at the first artifact.
     pub async fn connect(aws: &AwsConfig, config: S3StoreConfig) -> Result<Self, ArtifactError> {
         let (s3, kms) = (aws.s3(), aws.kms());
-        let check_key = async {
-            match config.encryption.key_id() {
-                Some(key_id) => kms.check_key(key_id).await,
-                None => Ok(()),
-            }
-        };
         // Both checks at once; the bucket's error, if any, is the one reported.
-        let (bucket, key) = tokio::join!(s3.check_bucket(&config.bucket), check_key);
+        let (bucket, key) = tokio::join!(
+            s3.check_bucket(&config.bucket),
+            check_key(&kms, &config.encryption)
+        );
         bucket.and(key)?;
         let wrapper = config
             .encryption
@@ -171,14 +168,9 @@ impl ArtifactStore for S3ArtifactStore {
     async fn put(&self, path: &Path) -> Result<ArtifactRef, ArtifactError> {
         // S3 does not check the key until it encrypts, and local servers never do: check first.
         let check_key = async {
-            match self.config.encryption.key_id() {
-                Some(key_id) => self
-                    .kms
-                    .check_key(key_id)
-                    .await
-                    .map_err(ArtifactError::from),
-                None => Ok(()),
-            }
+            check_key(&self.kms, &self.config.encryption)
+                .await
+                .map_err(ArtifactError::from)
         };
         let source = path.to_path_buf();
         if !matches!(self.config.encryption, S3Encryption::Envelope { .. }) {
@@ -284,6 +276,14 @@ impl S3ArtifactStore {
         Opener::new(wrapper, header)
             .await
             .map_err(|error| failure.of(error))
+    }
+}
+
+/// Checks that the customer-managed key of `encryption`, if any, can protect artifacts.
+async fn check_key(kms: &KmsClient, encryption: &S3Encryption) -> Result<(), AwsError> {
+    match encryption.key_id() {
+        Some(key_id) => kms.check_key(key_id).await,
+        None => Ok(()),
     }
 }
 
