@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// [default: 10m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<std::time::Duration>,
+    /// Build containers kept created and started, idle, per container shape (image, network),
+    /// so a push's first build skips Docker's create and start [default: 0].
+    #[arg(long)]
+    pub warm_pool: Option<usize>,
 }
 
 /// `runner transition ...`.

@@ -7,6 +7,7 @@
 //! parallelism = 4
 //! queue_capacity = 32
 //! shutdown_grace = "10m"
+//! warm_pool = 1                         # idle build containers kept per shape (default 0)
 //! webhook_secret_file = "/etc/runner/webhook-secret"
 //! api_token_file = "/etc/runner/api-token"
 //!
@@ -35,6 +36,7 @@ struct ConfigFile {
     parallelism: Option<usize>,
     queue_capacity: Option<usize>,
     shutdown_grace: Option<String>,
+    warm_pool: Option<usize>,
     webhook_secret_file: Option<PathBuf>,
     api_token_file: Option<PathBuf>,
     #[serde(default, rename = "pipeline")]
@@ -65,6 +67,8 @@ pub(crate) struct ServeOptions {
     pub(crate) queue_capacity: usize,
     /// How long running executions may go on at shutdown.
     pub(crate) shutdown_grace: Duration,
+    /// Idle build containers kept started per container shape (0: none).
+    pub(crate) warm_pool: usize,
     /// The webhook secret's file.
     pub(crate) webhook_secret_file: Option<PathBuf>,
     /// The API token's file.
@@ -150,6 +154,7 @@ impl ServeOptions {
             parallelism: args.parallelism.or(file.parallelism).unwrap_or(4).max(1),
             queue_capacity: args.queue_capacity.or(file.queue_capacity).unwrap_or(32),
             shutdown_grace,
+            warm_pool: args.warm_pool.or(file.warm_pool).unwrap_or(0),
             webhook_secret_file: args
                 .webhook_secret_file
                 .clone()

@@ -23,7 +23,7 @@ use crate::dag::Plan;
 use crate::engine::{
     self, ActionOutputs, BuildCounter, BuildSettings, ExecutionRequest, RunId, RunStatus,
 };
-use crate::executor::{DockerExecutor, Executor as _, LABEL_EXECUTION, images};
+use crate::executor::{DockerExecutor, Executor as _, LABEL_EXECUTION, WarmPool, images};
 use crate::pipeline::{self, ActionId, ActionKind, Pipeline};
 use crate::state::{
     self, ExecutionId, NewActionRun, NewArtifact, NewExecution, RetryMode, SourceRevision,
@@ -50,14 +50,40 @@ pub(crate) struct Workspace {
 impl Workspace {
     /// Opens state and artifacts, connects to Docker, and cleans up after crashed runners.
     pub(crate) async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        Self::open_with(settings, None).await
+    }
+
+    /// [`Workspace::open`] for the daemon of the data directory: it also removes the warm-pool
+    /// containers an earlier daemon of this directory left, and keeps `warm_pool` idle build
+    /// containers per shape from now on (none when 0).
+    pub(crate) async fn open_serving(
+        settings: &Settings,
+        warm_pool: usize,
+    ) -> anyhow::Result<Self> {
+        Self::open_with(settings, Some(warm_pool)).await
+    }
+
+    async fn open_with(settings: &Settings, warm_pool: Option<usize>) -> anyhow::Result<Self> {
         let store = Store::open(settings.data_dir.join("state.db"))
             .await
             .context("open the state database")?;
         let artifacts = LocalArtifactStore::open(settings.data_dir.join("artifacts"))
             .context("open the artifact store")?;
-        let executor = DockerExecutor::connect()
+        let mut executor = DockerExecutor::connect()
             .await
             .context("connect to Docker")?;
+        if let Some(size) = warm_pool {
+            let dir = std::fs::canonicalize(&settings.data_dir)
+                .unwrap_or_else(|_| settings.data_dir.clone());
+            let owner = dir.display().to_string();
+            let swept = executor.sweep_warm_pool(&owner).await?;
+            if swept > 0 {
+                tracing::info!(swept, "removed warm-pool containers an earlier daemon left");
+            }
+            if size > 0 {
+                executor = executor.with_warm_pool(WarmPool::new(size, owner));
+            }
+        }
         let abandoned = store
             .mark_abandoned_on_startup(chrono::Utc::now())
             .await

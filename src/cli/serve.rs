@@ -64,7 +64,7 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     )?;
     let api_token = read_secret(options.api_token_file.as_deref(), env::RUNNER_API_TOKEN)?;
     let loaded = load(&options)?;
-    let workspace = Arc::new(Workspace::open(settings).await?);
+    let workspace = Arc::new(Workspace::open_serving(settings, options.warm_pool).await?);
     for (pipeline, _, _) in &loaded {
         run::prepare_images(settings, &workspace, pipeline).await?;
     }
@@ -140,6 +140,7 @@ pub(crate) async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         .context("serve HTTP")?;
     drain(workers, options.shutdown_grace, &abort).await;
     retries.finish().await;
+    workspace.executor.drain_warm_pool().await;
     Ok(Outcome::Success)
 }
 

@@ -2,8 +2,11 @@
 //!
 //! Containers are never privileged and never see the Docker socket unless the spec asks. Images
 //! that are missing are pulled; building images from `runners/` lives in [`super::images`].
+//! With a [`WarmPool`], `create` hands out an idle container of the same shape when there is one
+//! and `start` tells it to go.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -16,14 +19,16 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::{ContainerSpec, DockerSocket, Executor, ExecutorError, ImageInfo};
+use super::pool::{self, Shape, Warmer};
+use super::{ContainerSpec, DockerSocket, Executor, ExecutorError, ImageInfo, WarmPool};
 
 /// The Docker Engine, reached through its local socket (or `DOCKER_HOST`).
 #[derive(Debug, Clone)]
 pub struct DockerExecutor {
     docker: Docker,
+    pool: Option<Arc<WarmPool>>,
 }
 
 impl DockerExecutor {
@@ -34,7 +39,36 @@ impl DockerExecutor {
             .negotiate_version()
             .await
             .map_err(ExecutorError::Connect)?;
-        Ok(Self { docker })
+        Ok(Self { docker, pool: None })
+    }
+
+    /// Serves builds from `pool` when it has an idle container of their shape.
+    #[must_use]
+    pub fn with_warm_pool(mut self, pool: WarmPool) -> Self {
+        self.pool = Some(Arc::new(pool));
+        self
+    }
+
+    /// The warm pool, if any.
+    pub fn warm_pool(&self) -> Option<&WarmPool> {
+        self.pool.as_deref()
+    }
+
+    /// Removes the pool's idle containers and stops making new ones (for shutdown).
+    pub async fn drain_warm_pool(&self) {
+        if let Some(pool) = &self.pool {
+            pool.drain(&Engine(self.docker.clone())).await;
+        }
+    }
+
+    /// Removes the containers a previous owner's pool left (idle, or claimed by a build that
+    /// died with it); returns how many.
+    pub async fn sweep_warm_pool(&self, owner: &str) -> Result<usize, ExecutorError> {
+        let left = self.list_labelled(super::LABEL_POOL, owner).await?;
+        for id in &left {
+            self.remove(id).await?;
+        }
+        Ok(left.len())
     }
 
     /// The underlying client, for image building.
@@ -117,50 +151,15 @@ impl Executor for DockerExecutor {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
-        let mut binds: Vec<String> = spec
-            .read_only_mounts
-            .iter()
-            .map(|(host, container)| format!("{}:{container}:ro", host.display()))
-            .collect();
-        if spec.docker_socket == DockerSocket::Mounted {
-            binds.push("/var/run/docker.sock:/var/run/docker.sock".to_owned());
+        if let (Some(pool), Some(shape)) = (&self.pool, Shape::of(spec)) {
+            let engine = Engine(self.docker.clone());
+            let claimed = pool.claim(&engine, &shape, spec).await;
+            pool.refill(&engine, &shape).await;
+            if let Some(id) = claimed {
+                return Ok(id);
+            }
         }
-        let host_config = HostConfig {
-            network_mode: Some(spec.network.as_docker().to_owned()),
-            privileged: Some(false),
-            binds: (!binds.is_empty()).then_some(binds),
-            tmpfs: (!spec.tmpfs.is_empty()).then(|| {
-                spec.tmpfs
-                    .iter()
-                    .map(|path| (path.clone(), "rw,exec,nosuid,mode=1777".to_owned()))
-                    .collect()
-            }),
-            ..HostConfig::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: Some(spec.command.clone()),
-            env: Some(
-                spec.env
-                    .iter()
-                    .map(|(name, value)| format!("{name}={value}"))
-                    .collect(),
-            ),
-            user: spec.user.clone(),
-            labels: Some(spec.labels.clone().into_iter().collect::<HashMap<_, _>>()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            host_config: Some(host_config),
-            ..ContainerCreateBody::default()
-        };
-        let options = CreateContainerOptionsBuilder::new().build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(container_error("create", &spec.image))?;
-        Ok(created.id)
+        create_container(&self.docker, spec, false).await
     }
 
     async fn upload(
@@ -177,6 +176,15 @@ impl Executor for DockerExecutor {
     }
 
     async fn start(&self, container_id: &str) -> Result<(), ExecutorError> {
+        if let Some(archive) = self
+            .pool
+            .as_ref()
+            .and_then(|pool| pool.take_claimed(container_id))
+        {
+            return pool::go(&self.docker, container_id, &archive)
+                .await
+                .map_err(container_error("start", container_id));
+        }
         self.docker
             .start_container(
                 container_id,
@@ -256,6 +264,9 @@ impl Executor for DockerExecutor {
     }
 
     async fn remove(&self, container_id: &str) -> Result<(), ExecutorError> {
+        if let Some(pool) = &self.pool {
+            pool.take_claimed(container_id);
+        }
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
@@ -282,5 +293,121 @@ impl Executor for DockerExecutor {
             .await
             .map_err(container_error("list", label))?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+/// Creates a container of `spec`; `open_stdin` keeps its stdin open for a warm pool's go line.
+async fn create_container(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    open_stdin: bool,
+) -> Result<String, ExecutorError> {
+    let mut binds: Vec<String> = spec
+        .read_only_mounts
+        .iter()
+        .map(|(host, container)| format!("{}:{container}:ro", host.display()))
+        .collect();
+    if spec.docker_socket == DockerSocket::Mounted {
+        binds.push("/var/run/docker.sock:/var/run/docker.sock".to_owned());
+    }
+    let host_config = HostConfig {
+        network_mode: Some(spec.network.as_docker().to_owned()),
+        privileged: Some(false),
+        binds: (!binds.is_empty()).then_some(binds),
+        tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+            spec.tmpfs
+                .iter()
+                .map(|path| (path.clone(), "rw,exec,nosuid,mode=1777".to_owned()))
+                .collect()
+        }),
+        ..HostConfig::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.command.clone()),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+        ),
+        user: spec.user.clone(),
+        labels: Some(spec.labels.clone().into_iter().collect::<HashMap<_, _>>()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        attach_stdin: Some(open_stdin),
+        open_stdin: Some(open_stdin),
+        stdin_once: Some(open_stdin),
+        tty: Some(false),
+        host_config: Some(host_config),
+        ..ContainerCreateBody::default()
+    };
+    let options = CreateContainerOptionsBuilder::new().build();
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(container_error("create", &spec.image))?;
+    Ok(created.id)
+}
+
+/// The Docker calls of the warm pool.
+#[derive(Clone)]
+struct Engine(Docker);
+
+impl Warmer for Engine {
+    async fn image_id(&self, image: &str) -> Result<String, ExecutorError> {
+        let inspect =
+            self.0
+                .inspect_image(image)
+                .await
+                .map_err(|source| ExecutorError::ImageMissing {
+                    image: image.to_owned(),
+                    source,
+                })?;
+        Ok(inspect.id.unwrap_or_default())
+    }
+
+    async fn running(&self, id: &str) -> bool {
+        let inspect = self
+            .0
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await;
+        inspect.is_ok_and(|container| {
+            container
+                .state
+                .and_then(|state| state.running)
+                .unwrap_or(false)
+        })
+    }
+
+    async fn create_idle(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
+        let id = create_container(&self.0, spec, true).await?;
+        let started = self
+            .0
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await;
+        if let Err(source) = started {
+            self.discard(&id).await;
+            return Err(container_error("start", &id)(source));
+        }
+        Ok(id)
+    }
+
+    async fn discard(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(error) = self.0.remove_container(id, Some(options)).await {
+            if !is_not_found(&error) {
+                warn!(container_id = id, error = %error, "could not remove a warm container");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 mod docker;
 pub mod images;
+mod pool;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 pub use docker::DockerExecutor;
+pub use pool::{LABEL_POOL, WarmPool};
 
 /// Label put on every container we create, holding the run (build or execution) id.
 pub const LABEL_RUN_ID: &str = "runner.run-id";
@@ -26,7 +28,7 @@ pub const LABEL_EXECUTION: &str = "runner.execution";
 pub const LABEL_RUNTIMES: &str = "runner.runtimes";
 
 /// Which network a container joins.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum NetworkMode {
     /// Docker's default bridge.
     #[default]
@@ -58,7 +60,7 @@ impl NetworkMode {
 }
 
 /// Whether the Docker socket is mounted into the container (never unless asked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DockerSocket {
     /// Not mounted: the default.
     #[default]

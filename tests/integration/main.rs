@@ -66,4 +66,6 @@ mod staging;
 #[cfg(feature = "docker-tests")]
 mod transitions;
 #[cfg(feature = "docker-tests")]
+mod warm_pool;
+#[cfg(feature = "docker-tests")]
 mod watch;
