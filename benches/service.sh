@@ -180,4 +180,5 @@ printf '%-48s %8s ms %8s ms %7.2fx %s\n' "(b) webhook push -> first container st
 printf '%-48s %8s ms %8s ms %7.2fx %s\n' "(b) webhook push -> first build command" "$hook_cmd" "$base_cmd" "$(echo "$hook_cmd / $base_cmd" | bc -l)" "-"
 printf '%-48s %8s ms %8s ms %7.2fx %s\n' "(b) same, warm pool (--warm-pool 1)" "$warm" "$base_cmd" "$(echo "$warm / $base_cmd" | bc -l)" "< 200 ms"
 printf '%-48s %8s ms %8s ms %7.2fx %s\n' "(c) poll (${RUNNER_BENCH_POLL:-1s}) push -> first container start" "$poll" "$base" "$(echo "$poll / $base" | bc -l)" "<= interval + (b)"
+echo "per round, ms: (b) start ${hook_runs[*]}; first command ${hook_cmd_runs[*]}; warm ${warm_runs[*]}; baseline start ${base_runs[*]}, first command ${base_cmd_runs[*]}"
 printf '%-48s %8s MB %10s %8s %s\n' "(a) idle RSS, one watched pipeline" "$(echo "scale=1; $rss_kb / 1024" | bc)" "-" "-" "< 30 MB"
