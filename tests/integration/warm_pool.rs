@@ -137,7 +137,7 @@ fn environment(lines: &[String]) -> Vec<String> {
 fn builds_run_in_warm_containers_exactly_as_in_cold_ones() {
     let root = tempfile::tempdir().expect("temp dir");
     let url = repository(root.path());
-    retag("one");
+    let first_image = retag("one");
     let pipeline = Pipeline::new(&format!(
         "name: pooled\nsource:\n  repo: {url}\n  branch: main\ndefaults:\n  image: {IMAGE}\nstages:\n  - name: source\n    actions:\n      - name: checkout\n        type: source\n        outputs: [Src]\n  - name: build\n    actions:\n      - name: probe\n        type: build\n        inputs: [Src]\n"
     ));
@@ -181,7 +181,7 @@ fn builds_run_in_warm_containers_exactly_as_in_cold_ones() {
     );
 
     // The tag moves to a new image: the idle container of the old one is not used.
-    retag("two");
+    let second_image = retag("two");
     let fresh = run_build(&pipeline, &serve, &address, 3);
     assert!(
         !next.starts_with(line(&fresh, "host=")),
@@ -218,23 +218,26 @@ fn builds_run_in_warm_containers_exactly_as_in_cold_ones() {
         .expect("kill");
     serve.finish(Duration::from_secs(60)).code(0);
     assert!(pool_containers(&data).is_empty());
-    let _ = Command::new("docker").args(["rmi", "-f", IMAGE]).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", IMAGE, &first_image, &second_image])
+        .output();
 }
 
 /// An image of our own whose tag can be moved under the pool: `FROM runner/test`, one label.
 const IMAGE: &str = "runner/pool-test";
 
-/// Points [`IMAGE`] at a new image (a new id, the same layers).
+/// Points [`IMAGE`] at a new image (a new id, the same layers); returns its id.
 #[track_caller]
-fn retag(label: &str) {
-    let status = Command::new("sh")
+fn retag(label: &str) -> String {
+    let built = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "printf 'FROM runner/test\\nLABEL pool={label}\\n' | docker build -q -t {IMAGE} - >/dev/null"
+            "printf 'FROM runner/test\\nLABEL pool={label}\\n' | docker build -q -t {IMAGE} -"
         ))
-        .status()
+        .output()
         .expect("docker build");
-    assert!(status.success());
+    assert!(built.status.success(), "{built:?}");
+    String::from_utf8_lossy(&built.stdout).trim().to_owned()
 }
 
 /// `runner serve --warm-pool 1` for `pipeline` with [`TOKEN`], once it listens; the process and
