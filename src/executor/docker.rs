@@ -181,9 +181,14 @@ impl Executor for DockerExecutor {
             .as_ref()
             .and_then(|pool| pool.take_claimed(container_id))
         {
-            return pool::go(&self.docker, container_id, &archive)
-                .await
-                .map_err(container_error("start", container_id));
+            // Bounded: a go that hangs must not outlive the build's own timeout unnoticed.
+            let go = pool::go(&self.docker, container_id, &archive);
+            return match tokio::time::timeout(Duration::from_secs(60), go).await {
+                Ok(result) => result.map_err(container_error("start", container_id)),
+                Err(_) => Err(container_error("start", container_id)(
+                    bollard::errors::Error::RequestTimeoutError,
+                )),
+            };
         }
         self.docker
             .start_container(

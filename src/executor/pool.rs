@@ -61,8 +61,13 @@ pub(super) struct Shape {
 impl Shape {
     /// The shape of `spec`, or `None` when `spec` must get a cold container.
     pub(super) fn of(spec: &ContainerSpec) -> Option<Self> {
-        let shell_names = spec.env.iter().all(|(name, _)| is_shell_name(name));
-        (shell_names && !spec.command.is_empty()).then(|| Self {
+        let settable = spec.env.iter().all(|(name, _)| is_settable(name));
+        // Unpacking at `/` needs root; builds run as root (CodeBuild's default).
+        let root = spec
+            .user
+            .as_deref()
+            .is_none_or(|user| user == "0" || user == "root");
+        (settable && root && !spec.command.is_empty()).then(|| Self {
             image: spec.image.clone(),
             network: spec.network.clone(),
             docker_socket: spec.docker_socket,
@@ -85,6 +90,21 @@ impl Shape {
             read_only_mounts: Vec::new(),
         }
     }
+}
+
+/// Names a shell's `export` sets: shell names, except those bash (an image's `/bin/sh` may be
+/// bash) holds read-only, which Docker sets but `export` would fail on.
+fn is_settable(name: &str) -> bool {
+    const READ_ONLY: [&str; 7] = [
+        "UID",
+        "EUID",
+        "PPID",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "BASH_VERSINFO",
+        "GROUPS",
+    ];
+    is_shell_name(name) && !READ_ONLY.contains(&name)
 }
 
 fn is_shell_name(name: &str) -> bool {
@@ -222,7 +242,9 @@ impl WarmPool {
             return;
         }
         let missing = {
-            let idle = lock(&self.idle).get(shape).map_or(0, Vec::len);
+            // Both counts under their locks at once (in `make_one`'s order: idle, then filling).
+            let idle_list = lock(&self.idle);
+            let idle = idle_list.get(shape).map_or(0, Vec::len);
             let mut filling = lock(&self.filling);
             let making = filling.entry(shape.clone()).or_default();
             let missing = self.size.saturating_sub(idle + *making);
@@ -230,6 +252,10 @@ impl WarmPool {
             missing
         };
         let mut tasks = self.tasks.lock().await;
+        // Checked again under the lock `drain` takes, so every task spawned is one it joins.
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         while tasks.try_join_next().is_some() {}
         for _ in 0..missing {
             let (pool, warmer, shape) = (Arc::clone(self), warmer.clone(), shape.clone());
@@ -244,19 +270,27 @@ impl WarmPool {
             Ok::<_, ExecutorError>(Idle { id, image_id })
         }
         .await;
+        // Pushed and no longer counted as being made in one step, so a refill never counts it
+        // twice or not at all.
+        let mut idle_list = lock(&self.idle);
         if let Some(making) = lock(&self.filling).get_mut(&shape) {
             *making = making.saturating_sub(1);
         }
-        match made {
-            Ok(idle) if self.closed.load(Ordering::Acquire) => warmer.discard(&idle.id).await,
-            Ok(idle) => {
+        let made = match made {
+            Ok(idle) if !self.closed.load(Ordering::Acquire) => {
                 debug!(
                     container_id = idle.id,
                     image = shape.image,
                     "warm container ready"
                 );
-                lock(&self.idle).entry(shape).or_default().push(idle);
+                idle_list.entry(shape).or_default().push(idle);
+                return;
             }
+            other => other,
+        };
+        drop(idle_list);
+        match made {
+            Ok(idle) => warmer.discard(&idle.id).await,
             Err(error) => warn!(image = shape.image, error = %error, "could not warm a container"),
         }
     }
@@ -304,11 +338,11 @@ pub(super) async fn go(
 
 /// The start script of a claimed container: what Docker would have done for a cold one.
 fn go_script(spec: &ContainerSpec) -> String {
-    let mut script = String::from("exec </dev/null\n");
+    // Deleted first (sh holds it open): the build's PATH or LD_* must not keep it from going.
+    let mut script = format!("exec </dev/null\nrm -f {GO_SCRIPT}\n");
     for (name, value) in &spec.env {
         let _ = writeln!(script, "export {name}={}", quote(value));
     }
-    let _ = writeln!(script, "rm -f {GO_SCRIPT}");
     script.push_str("exec");
     for arg in &spec.command {
         script.push(' ');
@@ -338,6 +372,9 @@ fn claim_archive(spec: &ContainerSpec, cap: usize) -> std::io::Result<Bytes> {
     )?;
     for (host, container) in &spec.read_only_mounts {
         let at = container.trim_start_matches('/');
+        // A bind mount follows a symlink at its root (a CA bundle often is one); inside, links
+        // stay links, as the mount shows them.
+        let host = &std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
         let copied = if host.is_dir() {
             builder.append_dir_all(at, host)
         } else {
@@ -392,8 +429,8 @@ mod tests {
         let script = go_script(&spec(&[("A", "it's $HOME\nline"), ("A", "later")]));
         assert_eq!(
             script,
-            "exec </dev/null\nexport A='it'\\''s $HOME\nline'\nexport A='later'\n\
-             rm -f /.runner-go.sh\nexec '/bin/sh' '/codebuild/output/agent/driver.sh'\n"
+            "exec </dev/null\nrm -f /.runner-go.sh\nexport A='it'\\''s $HOME\nline'\n\
+             export A='later'\nexec '/bin/sh' '/codebuild/output/agent/driver.sh'\n"
         );
     }
 
@@ -402,6 +439,13 @@ mod tests {
         assert!(Shape::of(&spec(&[("CODEBUILD_X", "1"), ("_y2", "")])).is_some());
         assert!(Shape::of(&spec(&[("a-b", "1")])).is_none());
         assert!(Shape::of(&spec(&[("1A", "1")])).is_none());
+        assert!(
+            Shape::of(&spec(&[("UID", "1")])).is_none(),
+            "read-only in bash"
+        );
+        let mut user = spec(&[]);
+        user.user = Some("1000".into());
+        assert!(Shape::of(&user).is_none(), "unpacking at / needs root");
     }
 
     #[test]
@@ -409,25 +453,31 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         fs_err::create_dir_all(dir.path().join("src/sub")).expect("mkdir");
         fs_err::write(dir.path().join("src/sub/a.txt"), "a").expect("write");
-        fs_err::write(dir.path().join("ca.pem"), "ca").expect("write");
+        fs_err::write(dir.path().join("real.pem"), "ca").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("real.pem"), dir.path().join("ca.pem"))
+            .expect("symlink");
         let mut mounted = spec(&[]);
         mounted.read_only_mounts = vec![
             (dir.path().join("src"), "/codebuild/input/src".into()),
             (dir.path().join("ca.pem"), "/etc/ca.pem".into()),
         ];
         let archive = claim_archive(&mounted, MAX_COPIED).expect("archive");
-        let mut names: Vec<String> = tar::Archive::new(archive.as_ref())
+        let mut names = Vec::new();
+        for entry in tar::Archive::new(archive.as_ref())
             .entries()
             .expect("entries")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .path()
-                    .expect("path")
-                    .display()
-                    .to_string()
-            })
-            .collect();
+        {
+            let entry = entry.expect("entry");
+            let name = entry.path().expect("path").display().to_string();
+            if name == "etc/ca.pem" {
+                let kind = entry.header().entry_type();
+                assert!(
+                    kind.is_file(),
+                    "a symlinked mount root is copied as its target"
+                );
+            }
+            names.push(name);
+        }
         names.sort();
         assert_eq!(
             names,
