@@ -11,35 +11,19 @@ use std::time::Duration;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
-use crate::support::pipeline::{Pipeline, SRC, git};
+use crate::support::pipeline::{Pipeline, SRC, bare_repository, git};
 
 pub(crate) const SECRET: &str = "webhook-s3cret";
 
 /// A bare repository `<root>/acme/app.git` (so it serves GitHub's `acme/app`) with one commit
 /// on `main`, and a work clone to push from.
 pub(crate) fn repository(root: &Path) -> (String, std::path::PathBuf) {
-    let bare = root.join("acme/app.git");
-    let work = root.join("work");
-    std::fs::create_dir_all(root.join("acme")).expect("mkdir");
-    git(
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - cat msg.txt\n";
+    bare_repository(
         root,
-        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
-    );
-    git(
-        root,
-        &["init", "-q", "-b", "main", work.to_str().expect("utf-8")],
-    );
-    std::fs::write(
-        work.join("buildspec.yml"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat msg.txt\n",
+        "acme/app.git",
+        &[("buildspec.yml", buildspec), ("msg.txt", "one\n")],
     )
-    .expect("write");
-    std::fs::write(work.join("msg.txt"), "one\n").expect("write");
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "one"]);
-    let url = format!("file://{}", bare.display());
-    git(&work, &["push", "-q", &url, "HEAD:main"]);
-    (url, work)
 }
 
 /// POSTs a push delivery; returns the status code and the body.

@@ -516,17 +516,5 @@ impl Ran {
 
 /// Containers of this project still present (there must be none after a build).
 pub fn leftover_containers(project: &str) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=runner.job={project}"),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    pipeline::labelled_containers("runner.job", project)
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve::{TOKEN, request, serve_on_loopback};
-use crate::support::pipeline::{Pipeline, Running, git};
+use crate::support::pipeline::{Pipeline, Running, bare_repository, labelled_containers};
 
 /// What the build prints: everything a warm container must reproduce, then its hostname.
 const BUILDSPEC: &str = r#"version: 0.2
@@ -30,37 +30,14 @@ phases:
 
 /// A bare repository with [`BUILDSPEC`] on `main`.
 fn repository(root: &Path) -> String {
-    let bare = root.join("app.git");
-    let work = root.join("work");
-    git(
-        root,
-        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
-    );
-    git(
-        root,
-        &["init", "-q", "-b", "main", work.to_str().expect("utf-8")],
-    );
-    std::fs::write(work.join("buildspec.yml"), BUILDSPEC).expect("write");
-    std::fs::write(work.join("msg.txt"), "from the repo\n").expect("write");
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "one"]);
-    let url = format!("file://{}", bare.display());
-    git(&work, &["push", "-q", &url, "HEAD:main"]);
-    url
+    let files = [("buildspec.yml", BUILDSPEC), ("msg.txt", "from the repo\n")];
+    bare_repository(root, "app.git", &files).0
 }
 
 /// Ids of the containers (running or not) of the pool owned by `data`.
 fn pool_containers(data: &Path) -> Vec<String> {
     let owner = std::fs::canonicalize(data).expect("data dir");
-    let output = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter"])
-        .arg(format!("label=runner.pool={}", owner.display()))
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    labelled_containers("runner.pool", &owner.display().to_string())
 }
 
 /// Waits until the pool holds exactly one container other than `not`; returns it.

@@ -4,32 +4,17 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::pipeline::{Pipeline, git};
+use crate::support::pipeline::{Pipeline, bare_repository, git};
 
 /// A bare repository with one commit on `main` (a buildspec that prints `msg.txt`), and a work
 /// clone to push more commits from.
 fn repository(root: &Path) -> (String, std::path::PathBuf) {
-    let bare = root.join("repo.git");
-    let work = root.join("work");
-    git(
+    let buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - cat msg.txt\n";
+    bare_repository(
         root,
-        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
-    );
-    git(
-        root,
-        &["init", "-q", "-b", "main", work.to_str().expect("utf-8")],
-    );
-    std::fs::write(
-        work.join("buildspec.yml"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - cat msg.txt\n",
+        "repo.git",
+        &[("buildspec.yml", buildspec), ("msg.txt", "one\n")],
     )
-    .expect("write");
-    std::fs::write(work.join("msg.txt"), "one\n").expect("write");
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-qm", "one"]);
-    let url = format!("file://{}", bare.display());
-    git(&work, &["push", "-q", &url, "HEAD:main"]);
-    (url, work)
 }
 
 fn push(work: &Path, url: &str, file: &str, content: &str) {

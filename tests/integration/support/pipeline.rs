@@ -258,21 +258,47 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-/// Containers (running or not) labelled `runner.execution=<execution>`.
-pub fn execution_containers(execution: &str) -> Vec<String> {
+/// A bare repository at `<root>/<name>` with one commit on `main` holding `files`, pushed from a
+/// work clone at `<root>/work` (to push more commits from); the repository's `file://` URL and
+/// the clone.
+#[track_caller]
+pub fn bare_repository(root: &Path, name: &str, files: &[(&str, &str)]) -> (String, PathBuf) {
+    let bare = root.join(name);
+    let work = root.join("work");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(
+        root,
+        &["init", "-q", "--bare", bare.to_str().expect("utf-8")],
+    );
+    git(
+        root,
+        &["init", "-q", "-b", "main", work.to_str().expect("utf-8")],
+    );
+    for (path, content) in files {
+        std::fs::write(work.join(path), content).expect("write");
+    }
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    let url = format!("file://{}", bare.display());
+    git(&work, &["push", "-q", &url, "HEAD:main"]);
+    (url, work)
+}
+
+/// Ids of the containers (running or not) labelled `label=value`.
+pub fn labelled_containers(label: &str, value: &str) -> Vec<String> {
     let output = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=runner.execution={execution}"),
-        ])
+        .args(["ps", "-aq", "--filter", &format!("label={label}={value}")])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Containers (running or not) labelled `runner.execution=<execution>`.
+pub fn execution_containers(execution: &str) -> Vec<String> {
+    labelled_containers("runner.execution", execution)
 }
 
 fn collect(mut pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
