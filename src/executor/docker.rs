@@ -49,15 +49,10 @@ impl DockerExecutor {
         self
     }
 
-    /// The warm pool, if any.
-    pub fn warm_pool(&self) -> Option<&WarmPool> {
-        self.pool.as_deref()
-    }
-
     /// Removes the pool's idle containers and stops making new ones (for shutdown).
     pub async fn drain_warm_pool(&self) {
         if let Some(pool) = &self.pool {
-            pool.drain(&Engine(self.docker.clone())).await;
+            pool.drain(&self.without_pool()).await;
         }
     }
 
@@ -69,6 +64,14 @@ impl DockerExecutor {
             self.remove(id).await?;
         }
         Ok(left.len())
+    }
+
+    /// This engine as the pool's [`Warmer`]: its calls must not go through the pool again.
+    fn without_pool(&self) -> Self {
+        Self {
+            docker: self.docker.clone(),
+            pool: None,
+        }
     }
 
     /// The underlying client, for image building.
@@ -152,7 +155,7 @@ impl Executor for DockerExecutor {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
         if let (Some(pool), Some(shape)) = (&self.pool, Shape::of(spec)) {
-            let engine = Engine(self.docker.clone());
+            let engine = self.without_pool();
             let claimed = pool.claim(&engine, &shape, spec).await;
             pool.refill(&engine, &shape).await;
             if let Some(id) = claimed {
@@ -355,26 +358,15 @@ async fn create_container(
     Ok(created.id)
 }
 
-/// The Docker calls of the warm pool.
-#[derive(Clone)]
-struct Engine(Docker);
-
-impl Warmer for Engine {
-    async fn image_id(&self, image: &str) -> Result<String, ExecutorError> {
-        let inspect =
-            self.0
-                .inspect_image(image)
-                .await
-                .map_err(|source| ExecutorError::ImageMissing {
-                    image: image.to_owned(),
-                    source,
-                })?;
-        Ok(inspect.id.unwrap_or_default())
+/// The Docker calls of the warm pool, on a [`DockerExecutor`] without one.
+impl Warmer for DockerExecutor {
+    async fn image_id(&self, image: &str) -> Result<Option<String>, ExecutorError> {
+        Ok(self.inspect_image(image).await?.map(|info| info.id))
     }
 
     async fn running(&self, id: &str) -> bool {
         let inspect = self
-            .0
+            .docker
             .inspect_container(
                 id,
                 None::<bollard::query_parameters::InspectContainerOptions>,
@@ -389,30 +381,17 @@ impl Warmer for Engine {
     }
 
     async fn create_idle(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
-        let id = create_container(&self.0, spec, true).await?;
-        let started = self
-            .0
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await;
-        if let Err(source) = started {
+        let id = create_container(&self.docker, spec, true).await?;
+        if let Err(error) = self.start(&id).await {
             self.discard(&id).await;
-            return Err(container_error("start", &id)(source));
+            return Err(error);
         }
         Ok(id)
     }
 
     async fn discard(&self, id: &str) {
-        let options = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        if let Err(error) = self.0.remove_container(id, Some(options)).await {
-            if !is_not_found(&error) {
-                warn!(container_id = id, error = %error, "could not remove a warm container");
-            }
+        if let Err(error) = self.remove(id).await {
+            warn!(container_id = id, error = %error, "could not remove a warm container");
         }
     }
 }

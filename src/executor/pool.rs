@@ -123,11 +123,15 @@ struct Idle {
     image_id: String,
 }
 
-/// Creates and starts idle containers; the Docker calls of [`super::DockerExecutor`] that the
-/// pool needs, so this module stays free of the create body's details.
+/// Creates and starts idle containers: the Docker calls the pool needs, made by a
+/// [`super::DockerExecutor`] without a pool, so this module stays free of the create body's
+/// details.
 pub(super) trait Warmer: Clone + Send + Sync + 'static {
-    /// The id of the local image `image`.
-    fn image_id(&self, image: &str) -> impl Future<Output = Result<String, ExecutorError>> + Send;
+    /// The id of the local image `image`, `None` if it is not present.
+    fn image_id(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Result<Option<String>, ExecutorError>> + Send;
     /// Whether the container is running (an engine restart stops idle containers).
     fn running(&self, id: &str) -> impl Future<Output = bool> + Send;
     /// Creates (with an open stdin) and starts a container of `spec`.
@@ -167,11 +171,6 @@ impl WarmPool {
         }
     }
 
-    /// The owner label value.
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// Hands an idle container of `shape` to `spec`, ready to go, or `None` if there is none.
     pub(super) async fn claim<W: Warmer>(
         &self,
@@ -180,7 +179,8 @@ impl WarmPool {
         spec: &ContainerSpec,
     ) -> Option<String> {
         let image_id = match warmer.image_id(&spec.image).await {
-            Ok(id) => id,
+            Ok(Some(id)) => id,
+            Ok(None) => return None,
             Err(error) => {
                 debug!(error = %error, "no warm container: the image cannot be inspected");
                 return None;
@@ -265,9 +265,11 @@ impl WarmPool {
 
     async fn make_one<W: Warmer>(&self, warmer: &W, shape: Shape) {
         let made = async {
-            let image_id = warmer.image_id(&shape.image).await?;
+            let Some(image_id) = warmer.image_id(&shape.image).await? else {
+                return Ok(None);
+            };
             let id = warmer.create_idle(&shape.idle_spec(&self.owner)).await?;
-            Ok::<_, ExecutorError>(Idle { id, image_id })
+            Ok::<_, ExecutorError>(Some(Idle { id, image_id }))
         }
         .await;
         // Pushed and no longer counted as being made in one step, so a refill never counts it
@@ -277,7 +279,7 @@ impl WarmPool {
             *making = making.saturating_sub(1);
         }
         let made = match made {
-            Ok(idle) if !self.closed.load(Ordering::Acquire) => {
+            Ok(Some(idle)) if !self.closed.load(Ordering::Acquire) => {
                 debug!(
                     container_id = idle.id,
                     image = shape.image,
@@ -290,7 +292,8 @@ impl WarmPool {
         };
         drop(idle_list);
         match made {
-            Ok(idle) => warmer.discard(&idle.id).await,
+            Ok(Some(idle)) => warmer.discard(&idle.id).await,
+            Ok(None) => debug!(image = shape.image, "not warming: the image is gone"),
             Err(error) => warn!(image = shape.image, error = %error, "could not warm a container"),
         }
     }
@@ -307,11 +310,6 @@ impl WarmPool {
         for container in idle {
             warmer.discard(&container.id).await;
         }
-    }
-
-    /// How many idle containers are ready now.
-    pub fn idle_count(&self) -> usize {
-        lock(&self.idle).values().map(Vec::len).sum()
     }
 }
 
