@@ -178,6 +178,10 @@ impl WarmPool {
         shape: &Shape,
         spec: &ContainerSpec,
     ) -> Option<String> {
+        // With nothing idle of this shape (a cold create), no Docker call at all.
+        if lock(&self.idle).get(shape).is_none_or(Vec::is_empty) {
+            return None;
+        }
         let image_id = match warmer.image_id(&spec.image).await {
             Ok(Some(id)) => id,
             Ok(None) => return None,
