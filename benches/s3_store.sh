@@ -24,6 +24,8 @@ trap 'rm -rf "$work"' EXIT
 head -c $((mib * 1024 * 1024)) /dev/urandom > "$work/blob"
 bucket=runner-bench-$(date +%s%N)
 "$aws" s3api create-bucket --bucket "$bucket" >/dev/null
+# moto keeps objects in memory: the bucket goes when the bench ends.
+trap '"$aws" s3 rb --force "s3://$bucket" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 key=$("$aws" kms create-key --query KeyMetadata.KeyId --output text)
 
 ours_put() { "$store" "$bucket" "$key" put "$work/blob"; }

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
+use base64::Engine as _;
 use bytes::Bytes;
 
 use super::AwsConfig;
@@ -72,9 +75,9 @@ impl S3Client {
     /// A client for `config`; path-style addressing when an endpoint override is set, since
     /// moto and other local servers do not resolve `<bucket>.<host>` names.
     pub fn new(config: &AwsConfig) -> Self {
-        // The store names every object by the SHA-256 of its plaintext and checks it on every
-        // read, so the SDK's own per-request checksums (CRC32 trailers by default) are
-        // switched off where S3 does not require them.
+        // The SDK's default per-request checksums are CRC32 trailers (aws-chunked bodies).
+        // Artifact writes send their CRC32 as a header instead (`crc32_of`), computed from the
+        // part already in memory, so the SDK's own is switched off where S3 does not require it.
         let s3_config = aws_sdk_s3::config::Builder::from(config.sdk())
             .force_path_style(config.endpoint_url().is_some())
             .request_checksum_calculation(
@@ -104,8 +107,9 @@ impl S3Client {
     }
 
     /// Writes a whole object in one `PutObject`, with SSE-KMS. Like [`S3Client::upload_part`],
-    /// the payload is not hashed for the signature (`UNSIGNED-PAYLOAD`): the artifact store
-    /// names each object by its SHA-256 and checks it on every read, and TLS covers the wire.
+    /// the payload is not hashed for the signature (`UNSIGNED-PAYLOAD`): its CRC32 goes with it,
+    /// the artifact store names each object by its SHA-256 and checks it on every read, and
+    /// TLS covers the wire.
     pub async fn put_object(&self, object: &NewObject<'_>, body: Bytes) -> Result<(), AwsError> {
         self.client
             .put_object()
@@ -115,6 +119,8 @@ impl S3Client {
             .set_ssekms_key_id(object.kms_key_id.map(str::to_owned))
             .set_metadata(Some(metadata(object)))
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_crc32(crc32_of(&body))
             .body(ByteStream::from(body))
             .customize()
             .disable_payload_signing()
@@ -124,7 +130,8 @@ impl S3Client {
         Ok(())
     }
 
-    /// Starts a multipart upload with SSE-KMS and returns its upload id.
+    /// Starts a multipart upload with SSE-KMS and returns its upload id. Its parts carry CRC32
+    /// checksums that S3 checks as each part arrives (a composite checksum, as the AWS CLI's).
     pub async fn create_multipart_upload(
         &self,
         object: &NewObject<'_>,
@@ -137,6 +144,7 @@ impl S3Client {
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .set_ssekms_key_id(object.kms_key_id.map(str::to_owned))
             .set_metadata(Some(metadata(object)))
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
             .map_err(|error| {
@@ -154,6 +162,7 @@ impl S3Client {
         part_number: i32,
         body: Bytes,
     ) -> Result<CompletedPart, AwsError> {
+        let checksum = crc32_of(&body);
         let output = self
             .client
             .upload_part()
@@ -162,6 +171,8 @@ impl S3Client {
             .upload_id(upload_id)
             .part_number(part_number)
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .checksum_crc32(checksum.clone())
             .body(ByteStream::from(body))
             .customize()
             .disable_payload_signing()
@@ -171,6 +182,7 @@ impl S3Client {
         Ok(CompletedPart::builder()
             .part_number(part_number)
             .set_e_tag(output.e_tag)
+            .checksum_crc32(checksum)
             .build())
     }
 
@@ -396,6 +408,12 @@ impl S3Client {
     }
 }
 
+/// The CRC32 of `body`, base64 as S3's `x-amz-checksum-crc32` carries it; S3 refuses a write
+/// whose bytes arrive with another, so corruption on the way is caught when it is written.
+fn crc32_of(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(body).to_be_bytes())
+}
+
 fn metadata(object: &NewObject<'_>) -> HashMap<String, String> {
     object
         .metadata
@@ -408,4 +426,16 @@ fn length(content_length: Option<i64>) -> u64 {
     content_length
         .and_then(|len| u64::try_from(len).ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crc32_of;
+
+    #[test]
+    fn crc32_header_is_the_big_endian_crc_in_base64() {
+        // CRC-32 (ISO-HDLC) check value of "123456789" is 0xCBF43926.
+        assert_eq!(crc32_of(b"123456789"), "y/Q5Jg==");
+        assert_eq!(crc32_of(b""), "AAAAAA==");
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use aws_sdk_s3::types::ServerSideEncryption;
+use base64::Engine as _;
 use tokio::io::ReadBuf;
 
 use super::*;
@@ -101,7 +102,7 @@ impl Fixture {
         path
     }
 
-    /// `HeadObject` of the object for `reference`.
+    /// `HeadObject` of the object for `reference`, with the checksums S3 keeps for it.
     async fn head(
         &self,
         store: &S3ArtifactStore,
@@ -113,6 +114,7 @@ impl Fixture {
             .head_object()
             .bucket(&self.bucket)
             .key(store.object_key(&reference.digest))
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await
             .unwrap()
@@ -239,10 +241,47 @@ async fn forty_mib_file_goes_multipart_and_round_trips() {
             etag.ends_with(&format!("-{parts}")),
             "{etag} for {size} bytes"
         );
+        // Every part went with its CRC32: S3 keeps their composite checksum, as for the CLI's.
+        let stored = fixture.raw_object(&store, &reference).await;
+        // S3 writes the part count after a `-`; moto's HeadObject leaves it out.
+        let reported = head.checksum_crc32().unwrap();
+        let (crc, count) = composite_crc32(&stored, 8 * 1024 * 1024);
+        assert!(
+            reported == crc || reported == format!("{crc}-{count}"),
+            "{reported} is not the composite CRC32 {crc} of {count} parts"
+        );
         let dest = fixture.dir.path().join("big.out");
         store.get(&reference, &dest).await.unwrap();
         assert!(fs_err::read(&dest).unwrap() == content);
     }
+}
+
+#[tokio::test]
+async fn single_put_carries_its_crc32() {
+    let Some(fixture) = Fixture::new().await else {
+        return;
+    };
+    let store = fixture.store(fixture.sse()).await;
+    let content = pattern(100_000);
+    let reference = store.put(&fixture.file("a.zip", &content)).await.unwrap();
+    let head = fixture.head(&store, &reference).await;
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(&content).to_be_bytes());
+    assert_eq!(head.checksum_crc32(), Some(expected.as_str()));
+}
+
+/// S3's composite CRC32 of an object uploaded in parts of `part` bytes (the CRC32 of the
+/// parts' CRC32s, base64), and the number of parts.
+fn composite_crc32(bytes: &[u8], part: usize) -> (String, usize) {
+    let crcs: Vec<u8> = bytes
+        .chunks(part)
+        .flat_map(|chunk| crc32fast::hash(chunk).to_be_bytes())
+        .collect();
+    let crc = crc32fast::hash(&crcs).to_be_bytes();
+    (
+        base64::engine::general_purpose::STANDARD.encode(crc),
+        bytes.len().div_ceil(part),
+    )
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Streams one object into S3: a single `PutObject` up to [`PART_SIZE`], a multipart upload
 //! above it, reading parts in order and hashing what it sends, with a few parts uploading at
-//! once (memory stays at [`PARTS_IN_FLIGHT`] parts).
+//! once (memory stays at [`PARTS_IN_FLIGHT`] parts). Every request carries the CRC32 of its
+//! bytes, so S3 refuses a part that was damaged on the way (see [`S3Client::upload_part`]).
 //!
 //! A multipart upload that fails or is dropped midway is aborted, so no object and no orphaned
 //! parts remain under the key (a bucket lifecycle rule for incomplete uploads is still wise, for
