@@ -40,6 +40,9 @@ pub(crate) struct StartRequest {
     /// A pull request whose trigger filters need its changed files, which the webhook does
     /// not list: the worker decides again from a mirror diff before starting anything.
     pub(crate) files_from: Option<PullRequestPayload>,
+    /// The ref `revision` is the new head of, for push webhooks and polls: when both report
+    /// one push, the pipeline's worker starts it once.
+    pub(crate) head_of: Option<String>,
 }
 
 /// A served pipeline and the queue its worker reads.
@@ -98,6 +101,7 @@ impl PipelineLauncher {
         &self,
         delivery: Option<&str>,
         repository: &str,
+        head_of: Option<&str>,
         decide: impl Fn(&Lane) -> (Decision, Option<PullRequestPayload>),
     ) -> PushReply {
         let lanes: Vec<&Lane> = self
@@ -136,6 +140,7 @@ impl PipelineLauncher {
                 trigger: TriggerKind::Webhook,
                 reason: reason.clone(),
                 files_from: files_from.clone(),
+                head_of: head_of.map(str::to_owned),
             });
             started.push(Started {
                 pipeline: lane.pipeline.name.clone(),
@@ -166,13 +171,13 @@ impl PipelineLauncher {
 impl Launcher for PipelineLauncher {
     fn push(&self, delivery: Option<&str>, push: &PushPayload) -> PushReply {
         let event = PushEvent::from_payload(push, changed_files(push));
-        self.queue(delivery, &push.repository, |lane| {
+        self.queue(delivery, &push.repository, Some(&event.git_ref), |lane| {
             (trigger::decide(&lane.pipeline.source, &event), None)
         })
     }
 
     fn pull_request(&self, delivery: Option<&str>, pr: &PullRequestPayload) -> PushReply {
-        self.queue(delivery, &pr.repository, |lane| {
+        self.queue(delivery, &pr.repository, None, |lane| {
             let source = &lane.pipeline.source;
             let activity = PullRequestActivity {
                 payload: pr,
@@ -211,6 +216,7 @@ impl Launcher for PipelineLauncher {
             trigger: TriggerKind::Manual,
             reason: reason.clone(),
             files_from: None,
+            head_of: None,
         };
         lane.queue
             .try_send(request)
@@ -367,6 +373,7 @@ mod tests {
                 trigger: TriggerKind::Webhook,
                 reason: "push to main, the source branch (no triggers, P30)".into(),
                 files_from: None,
+                head_of: Some("refs/heads/main".into()),
             }
         );
         // GitHub's "Redeliver" sends the same id again.

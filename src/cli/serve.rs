@@ -34,6 +34,7 @@ use super::retries::Retries;
 use super::run::{self, StartOptions, Workspace};
 use super::settings::Settings;
 use super::watch::Follower;
+use crate::daemon::intake::HeadStarts;
 use crate::daemon::locks::{StageLocks, Superseded};
 use crate::daemon::trigger::Decision;
 use crate::dag::Plan;
@@ -198,7 +199,8 @@ struct Poll {
 
 impl Poll {
     /// One queue for the pipeline's worker: the launcher's requests (webhooks, API) and the
-    /// poller's, in arrival order.
+    /// poller's, in arrival order, a new head that a push webhook and the poll both report
+    /// queued once.
     async fn merged_with(
         self,
         mut launched: mpsc::Receiver<StartRequest>,
@@ -217,16 +219,28 @@ impl Poll {
         .await
         .with_context(|| format!("watch {repo} for pipeline {}", self.pipeline.name))?;
         let (merged, receiver) = mpsc::channel(capacity.max(1));
-        let forward = merged.clone();
+        let (polled, mut polls) = mpsc::channel(1);
+        let name = self.pipeline.name.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
+            let mut heads = HeadStarts::default();
             loop {
                 let request = tokio::select! {
                     request = launched.recv() => request,
+                    Some(request) = polls.recv() => Some(request),
                     () = stop.cancelled() => None,
                 };
                 let Some(request) = request else { break };
-                if forward.send(request).await.is_err() {
+                if !admit(&mut heads, &request) {
+                    info!(
+                        pipeline = name,
+                        revision = request.revision,
+                        trigger = request.trigger.as_str(),
+                        "this head has started already (a webhook and a poll both saw it)"
+                    );
+                    continue;
+                }
+                if merged.send(request).await.is_err() {
                     break;
                 }
             }
@@ -240,8 +254,9 @@ impl Poll {
                     trigger: TriggerKind::Poll,
                     reason: start.reason,
                     files_from: None,
+                    head_of: Some(start.git_ref),
                 };
-                if merged.try_send(request).is_err() {
+                if polled.try_send(request).is_err() {
                     warn!(
                         pipeline = name,
                         "the queue is full: this poll's head waits for the next poll"
@@ -251,6 +266,14 @@ impl Poll {
         });
         Ok(receiver)
     }
+}
+
+/// Whether `request` starts something new: a push webhook's or a poll's new head starts once.
+fn admit(heads: &mut HeadStarts, request: &StartRequest) -> bool {
+    request
+        .head_of
+        .as_deref()
+        .is_none_or(|git_ref| heads.admit(git_ref, &request.revision))
 }
 
 /// A secret from `file` (trimmed), else from the environment variable `var`.

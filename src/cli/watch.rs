@@ -56,6 +56,8 @@ pub(crate) async fn watch(settings: &Settings, args: &WatchArgs) -> anyhow::Resu
 
 /// A new head that the pipeline's trigger filters accept.
 pub(crate) struct Start {
+    /// The ref that moved, e.g. `refs/heads/master`.
+    pub(crate) git_ref: String,
     /// The commit.
     pub(crate) revision: String,
     /// Why it starts, for the record.
@@ -124,7 +126,7 @@ impl Follower {
             } => {
                 let files = changed_files(&self.mirror, previous.as_deref(), &current).await;
                 let event = PushEvent {
-                    git_ref,
+                    git_ref: git_ref.clone(),
                     revision: Some(current.clone()),
                     files,
                 };
@@ -132,6 +134,7 @@ impl Follower {
                     Decision::Start { reason, .. } => {
                         info!(commit = %current, reason, "starting an execution");
                         return Some(Start {
+                            git_ref,
                             revision: current,
                             reason,
                         });

@@ -1,5 +1,6 @@
 //! Intake of triggers before they reach the stages: [`Debouncer`] merges triggers per
-//! `(pipeline, ref)` and [`RecentDeliveries`] drops redelivered webhooks.
+//! `(pipeline, ref)`, [`RecentDeliveries`] drops redelivered webhooks, and [`HeadStarts`]
+//! keeps a push webhook and a poll that both saw the same new head from starting it twice.
 //!
 //! Nothing here reads a clock or spawns a task: time comes in as milliseconds.
 
@@ -163,6 +164,29 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The last new head one pipeline started for: a push webhook and a poll that both report the
+/// same commit as the new head of the same ref start one execution, whichever comes first.
+///
+/// Only consecutive reports merge: a branch that moves to B and back to A starts A again.
+#[derive(Debug, Clone, Default)]
+pub struct HeadStarts {
+    last: Option<(String, String)>,
+}
+
+impl HeadStarts {
+    /// Whether `revision` as the new head of `git_ref` is news; it is remembered either way.
+    pub fn admit(&mut self, git_ref: &str, revision: &str) -> bool {
+        let seen = self
+            .last
+            .as_ref()
+            .is_some_and(|(last_ref, last)| last_ref == git_ref && last == revision);
+        if !seen {
+            self.last = Some((git_ref.to_owned(), revision.to_owned()));
+        }
+        !seen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +258,17 @@ mod tests {
         assert!(deliveries.seen("d3"));
         assert_eq!(deliveries.order.len(), 2);
         assert_eq!(deliveries.ids.len(), 2);
+    }
+
+    #[test]
+    fn a_head_reported_twice_in_a_row_starts_once() {
+        let mut heads = HeadStarts::default();
+        assert!(heads.admit("refs/heads/main", "a"));
+        assert!(!heads.admit("refs/heads/main", "a"));
+        assert!(heads.admit("refs/heads/main", "b"));
+        // Back to an earlier head: news again.
+        assert!(heads.admit("refs/heads/main", "a"));
+        // The same commit as another ref's head is another trigger.
+        assert!(heads.admit("refs/heads/release", "a"));
     }
 }

@@ -200,15 +200,20 @@ pub(crate) fn serve_on_loopback(
     ];
     args.extend_from_slice(extra);
     let mut serve = pipeline.spawn(args);
+    let address = listening_address(&mut serve);
+    (serve, address)
+}
+
+/// Waits until `serve` listens and returns the `host:port` it printed.
+pub(crate) fn listening_address(serve: &mut crate::support::pipeline::Running) -> String {
     serve.wait_for("==> listening on http://", Duration::from_secs(120));
-    let address = serve
+    serve
         .stdout()
         .lines()
         .find_map(|line| line.strip_prefix("==> listening on http://"))
         .expect("address")
         .trim()
-        .to_owned();
-    (serve, address)
+        .to_owned()
 }
 
 /// One HTTP/1.1 request (`Bearer token` when given, a JSON `body` when not empty); the status

@@ -162,11 +162,50 @@ fn serve_with_a_config_file_polls_the_pipelines_it_watches() {
     serve.wait_for("[build.echo] two", Duration::from_secs(90));
     wait_ended(&serve, 2);
     serve.kill_9();
+    assert_eq!(listed(&pipeline, " PollForSourceChanges "), 2);
+}
+
+/// How many of `runner list --pipeline watched`'s lines hold `text`.
+fn listed(pipeline: &Pipeline, text: &str) -> usize {
     let list = pipeline.run(["list", "--pipeline", "watched"]);
-    let polled = list
-        .stdout
-        .lines()
-        .filter(|l| l.contains(" PollForSourceChanges "))
-        .count();
-    assert_eq!(polled, 2, "{}", list.stdout);
+    list.stdout.lines().filter(|l| l.contains(text)).count()
+}
+
+#[test]
+fn a_push_both_its_webhook_and_the_poll_report_starts_once() {
+    let root = tempfile::tempdir().expect("temp dir");
+    // Under `acme/app.git`, so the repository serves GitHub's `acme/app` for the webhook.
+    let (url, work) = crate::serve::repository(root.path());
+    let pipeline = pipeline(&url, "");
+    let secret = root.path().join("secret");
+    std::fs::write(&secret, crate::serve::SECRET).expect("write the secret");
+    let config = root.path().join("runner.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\nwebhook_secret_file = \"{}\"\n\n[[pipeline]]\nfile = \"{}\"\nwatch = true\ninterval = \"1s\"\n",
+            secret.display(),
+            pipeline.pipeline_file().display()
+        ),
+    )
+    .expect("write the config");
+    let mut serve = pipeline.spawn(["serve", "--config", config.to_str().expect("utf-8")]);
+    let address = crate::serve::listening_address(&mut serve);
+    serve.wait_for("[build.echo] one", Duration::from_secs(90));
+    wait_ended(&serve, 1);
+
+    let before = git(&work, &["rev-parse", "HEAD"]);
+    push(&work, &url, "msg.txt", "two\n");
+    let after = git(&work, &["rev-parse", "HEAD"]);
+    let body = crate::serve::push_body(&before, &after);
+    let signature = crate::serve::sign(&body);
+    let (status, text) = crate::serve::deliver(&address, &body, "delivery-1", Some(&signature));
+    assert_eq!(status, 202, "{text}");
+    serve.wait_for("[build.echo] two", Duration::from_secs(90));
+    wait_ended(&serve, 2);
+    // Several polls later the poll has seen the new head too; it started nothing more.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(executions(&serve.stdout()), 2, "{}", serve.stdout());
+    serve.kill_9();
+    assert_eq!(listed(&pipeline, " watched "), 2);
 }
