@@ -157,7 +157,9 @@ impl Executor for DockerExecutor {
         if let (Some(pool), Some(shape)) = (&self.pool, Shape::of(spec)) {
             let engine = self.without_pool();
             let claimed = pool.claim(&engine, &shape, spec).await;
-            pool.refill(&engine, &shape).await;
+            // Apart from this build: a build cancelled here must still get back what it claimed.
+            let (pool, refilled) = (Arc::clone(pool), shape.clone());
+            tokio::spawn(async move { pool.refill(&engine, &refilled).await });
             if let Some(id) = claimed {
                 return Ok(id);
             }

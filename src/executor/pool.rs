@@ -191,20 +191,29 @@ impl WarmPool {
             }
         };
         while let Some(idle) = self.pop(shape) {
-            if idle.image_id != image_id {
+            // Back in the pool if this claim is dropped (its build cancelled) before it decides.
+            let mut taken = Taken {
+                pool: self,
+                shape,
+                idle: Some(idle),
+            };
+            let id = taken.id().to_owned();
+            if taken.image_id() != image_id {
                 debug!(
-                    container_id = idle.id,
+                    container_id = id,
                     "warm container of an older image: removed"
                 );
-                warmer.discard(&idle.id).await;
+                warmer.discard(&id).await;
+                taken.forget();
                 continue;
             }
-            if !warmer.running(&idle.id).await {
+            if !warmer.running(&id).await {
                 debug!(
-                    container_id = idle.id,
+                    container_id = id,
                     "warm container no longer running: removed"
                 );
-                warmer.discard(&idle.id).await;
+                warmer.discard(&id).await;
+                taken.forget();
                 continue;
             }
             // Only now, with a container to send it to: the copy may be large.
@@ -216,16 +225,13 @@ impl WarmPool {
                 Ok(archive) => archive,
                 Err(error) => {
                     debug!(error = %error, "no warm container: the mounted paths cannot be copied");
-                    lock(&self.idle)
-                        .entry(shape.clone())
-                        .or_default()
-                        .push(idle);
                     return None;
                 }
             };
-            lock(&self.claimed).insert(idle.id.clone(), archive);
-            debug!(container_id = idle.id, "warm container claimed");
-            return Some(idle.id);
+            lock(&self.claimed).insert(id.clone(), archive);
+            taken.forget();
+            debug!(container_id = id, "warm container claimed");
+            return Some(id);
         }
         None
     }
@@ -313,6 +319,41 @@ impl WarmPool {
             .collect();
         for container in idle {
             warmer.discard(&container.id).await;
+        }
+    }
+}
+
+/// An idle container a claim took out of the pool and has not yet claimed or removed: put back
+/// when dropped before [`Taken::forget`], so a claim cancelled between its awaits loses nothing
+/// (a container that meanwhile stopped is found out and removed by the next claim).
+struct Taken<'a> {
+    pool: &'a WarmPool,
+    shape: &'a Shape,
+    idle: Option<Idle>,
+}
+
+impl Taken<'_> {
+    fn id(&self) -> &str {
+        self.idle.as_ref().map_or("", |idle| idle.id.as_str())
+    }
+
+    fn image_id(&self) -> &str {
+        self.idle.as_ref().map_or("", |idle| idle.image_id.as_str())
+    }
+
+    /// The container is claimed or removed: the pool no longer holds it.
+    fn forget(&mut self) {
+        self.idle = None;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(idle) = self.idle.take() {
+            lock(&self.pool.idle)
+                .entry(self.shape.clone())
+                .or_default()
+                .push(idle);
         }
     }
 }
@@ -514,5 +555,92 @@ mod tests {
         assert_eq!(idle.command.last().map(String::as_str), Some(WAITER));
         assert_eq!(idle.labels[LABEL_POOL], "/var/lib/runner");
         assert_eq!(Shape::of(&idle).map(|s| s.image), Some(shape.image));
+    }
+
+    /// The real engine, except that a claim asking whether a container runs waits for ever:
+    /// a build cancelled at that await.
+    #[derive(Clone)]
+    struct StuckAtRunning(crate::executor::DockerExecutor);
+
+    impl Warmer for StuckAtRunning {
+        async fn image_id(&self, image: &str) -> Result<Option<String>, ExecutorError> {
+            self.0.image_id(image).await
+        }
+        async fn running(&self, _id: &str) -> bool {
+            std::future::pending().await
+        }
+        async fn create_idle(&self, spec: &ContainerSpec) -> Result<String, ExecutorError> {
+            self.0.create_idle(spec).await
+        }
+        async fn discard(&self, id: &str) {
+            self.0.discard(id).await;
+        }
+    }
+
+    fn idle_ids(pool: &WarmPool, shape: &Shape) -> Vec<String> {
+        lock(&pool.idle)
+            .get(shape)
+            .map(|list| list.iter().map(|idle| idle.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_claim_dropped_halfway_puts_its_container_back() {
+        use crate::executor::Executor as _;
+        let docker = crate::executor::DockerExecutor::connect()
+            .await
+            .expect("the tests need Docker");
+        let owner = format!("pool-unit-{}", std::process::id());
+        let pool = Arc::new(WarmPool::new(1, owner.clone()));
+        let build = spec(&[("A", "1")]);
+        let shape = Shape::of(&build).expect("poolable");
+        pool.refill(&docker, &shape).await;
+        let mut ready = Vec::new();
+        for _ in 0..600 {
+            ready = idle_ids(&pool, &shape);
+            if !ready.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready.len(), 1, "one idle container within 60 s");
+
+        let stuck = StuckAtRunning(docker.clone());
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            pool.claim(&stuck, &shape, &build),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the claim waits at `running` until dropped"
+        );
+        assert_eq!(
+            idle_ids(&pool, &shape),
+            ready,
+            "the container is idle again"
+        );
+
+        let claimed = pool.claim(&docker, &shape, &build).await;
+        assert_eq!(
+            claimed.as_ref(),
+            ready.first(),
+            "and the next build gets it"
+        );
+        assert!(pool.take_claimed(&ready[0]).is_some());
+
+        pool.drain(&docker).await;
+        let swept = docker.sweep_warm_pool(&owner).await.expect("sweep");
+        assert_eq!(
+            swept, 1,
+            "only the claimed container was left, for its build to remove"
+        );
+        assert!(
+            docker
+                .list_labelled(LABEL_POOL, &owner)
+                .await
+                .expect("list")
+                .is_empty()
+        );
     }
 }
