@@ -157,9 +157,8 @@ impl Executor for DockerExecutor {
         if let (Some(pool), Some(shape)) = (&self.pool, Shape::of(spec)) {
             let engine = self.without_pool();
             let claimed = pool.claim(&engine, &shape, spec).await;
-            // Apart from this build: a build cancelled here must still get back what it claimed.
-            let (pool, refilled) = (Arc::clone(pool), shape.clone());
-            tokio::spawn(async move { pool.refill(&engine, &refilled).await });
+            // No await between the claim and its return: a cancelled build loses nothing.
+            pool.refill(&engine, &shape);
             if let Some(id) = claimed {
                 return Ok(id);
             }

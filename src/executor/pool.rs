@@ -154,7 +154,7 @@ pub struct WarmPool {
     filling: Mutex<HashMap<Shape, usize>>,
     claimed: Mutex<HashMap<String, Bytes>>,
     closed: AtomicBool,
-    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    tasks: Mutex<JoinSet<()>>,
 }
 
 impl WarmPool {
@@ -167,7 +167,7 @@ impl WarmPool {
             filling: Mutex::default(),
             claimed: Mutex::default(),
             closed: AtomicBool::new(false),
-            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+            tasks: Mutex::new(JoinSet::new()),
         }
     }
 
@@ -191,14 +191,14 @@ impl WarmPool {
             }
         };
         while let Some(idle) = self.pop(shape) {
+            let (id, stale) = (idle.id.clone(), idle.image_id != image_id);
             // Back in the pool if this claim is dropped (its build cancelled) before it decides.
             let mut taken = Taken {
                 pool: self,
                 shape,
                 idle: Some(idle),
             };
-            let id = taken.id().to_owned();
-            if taken.image_id() != image_id {
+            if stale {
                 debug!(
                     container_id = id,
                     "warm container of an older image: removed"
@@ -247,7 +247,7 @@ impl WarmPool {
     }
 
     /// Makes idle containers of `shape` in the background until `size` are idle or being made.
-    pub(super) async fn refill<W: Warmer>(self: &Arc<Self>, warmer: &W, shape: &Shape) {
+    pub(super) fn refill<W: Warmer>(self: &Arc<Self>, warmer: &W, shape: &Shape) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -261,7 +261,7 @@ impl WarmPool {
             *making += missing;
             missing
         };
-        let mut tasks = self.tasks.lock().await;
+        let mut tasks = lock(&self.tasks);
         // Checked again under the lock `drain` takes, so every task spawned is one it joins.
         if self.closed.load(Ordering::Acquire) {
             return;
@@ -311,7 +311,7 @@ impl WarmPool {
     /// Stops refilling, waits for containers being made, and removes every idle container.
     pub(super) async fn drain<W: Warmer>(&self, warmer: &W) {
         self.closed.store(true, Ordering::Release);
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().await);
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
         while tasks.join_next().await.is_some() {}
         let idle: Vec<Idle> = lock(&self.idle)
             .drain()
@@ -333,14 +333,6 @@ struct Taken<'a> {
 }
 
 impl Taken<'_> {
-    fn id(&self) -> &str {
-        self.idle.as_ref().map_or("", |idle| idle.id.as_str())
-    }
-
-    fn image_id(&self) -> &str {
-        self.idle.as_ref().map_or("", |idle| idle.image_id.as_str())
-    }
-
     /// The container is claimed or removed: the pool no longer holds it.
     fn forget(&mut self) {
         self.idle = None;
@@ -594,7 +586,7 @@ mod tests {
         let pool = Arc::new(WarmPool::new(1, owner.clone()));
         let build = spec(&[("A", "1")]);
         let shape = Shape::of(&build).expect("poolable");
-        pool.refill(&docker, &shape).await;
+        pool.refill(&docker, &shape);
         let mut ready = Vec::new();
         for _ in 0..600 {
             ready = idle_ids(&pool, &shape);
