@@ -38,14 +38,20 @@ impl HeldStarts {
         }
     }
 
-    fn take(&self, stage: usize) -> Option<RunEventKind> {
-        self.lock().remove(&stage)
+    /// Hands the held start of `stage`, if it is still held, to `send`, under the lock: an
+    /// action of the stage that finds it gone cannot say it started before the stage did (its
+    /// sibling may have taken the start and not yet sent it).
+    fn release(&self, stage: usize, send: impl FnOnce(RunEventKind)) {
+        let mut held = self.lock();
+        if let Some(start) = held.remove(&stage) {
+            send(start);
+        }
     }
 
     /// Whether `stage` ends without ever having started (no action passed its gate); forgets
     /// the held start.
     pub(super) fn never_started(&self, stage: usize) -> bool {
-        self.take(stage).is_some()
+        self.lock().remove(&stage).is_some()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, RunEventKind>> {
@@ -81,13 +87,58 @@ pub(super) async fn enter<E, S>(
         }),
     };
     if verdict.is_ok() {
-        if let Some(start) = context.held_starts.take(id.stage) {
+        context.held_starts.release(id.stage, |start| {
             let _ = context.events.send(RunEvent {
                 at: Utc::now(),
                 run_id: run.clone(),
                 kind: start,
             });
-        }
+        });
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_action_that_finds_the_start_gone_says_it_started_after_the_stage_did() {
+        let held = Arc::new(HeldStarts::default());
+        let start = RunEventKind::StageStarted {
+            stage: 1,
+            automatic_retry: None,
+        };
+        let ready = [ActionId {
+            stage: 1,
+            action: 0,
+        }];
+        assert!(held.hold_start(start, &ready).is_none(), "held");
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let sending = Arc::new(Barrier::new(2));
+        // One action takes the start and is slow to send it (another thread got the core)...
+        let first = {
+            let (held, said, sending) =
+                (Arc::clone(&held), Arc::clone(&said), Arc::clone(&sending));
+            std::thread::spawn(move || {
+                held.release(1, |_| {
+                    sending.wait();
+                    std::thread::sleep(Duration::from_millis(50));
+                    said.lock().expect("said").push("stage started");
+                });
+            })
+        };
+        // ...while its sibling passes the gate meanwhile and says it started.
+        sending.wait();
+        held.release(1, |_| said.lock().expect("said").push("the start twice"));
+        said.lock().expect("said").push("action started");
+        first.join().expect("first action");
+        assert_eq!(
+            *said.lock().expect("said"),
+            ["stage started", "action started"]
+        );
+    }
 }
